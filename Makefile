@@ -1,0 +1,46 @@
+# make test: everything CI runs. It installs redis-server if it is missing
+# (as root, with apt-get) or says what to install, then vets and runs every
+# test with the race detector.
+
+GO ?= go
+
+.PHONY: test check redis vet lint bench fuzz demo
+
+test: redis vet
+	$(GO) test -race -timeout 20m ./...
+
+# check is the quick loop: no race detector.
+check: redis vet
+	$(GO) test ./...
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out" >&2; exit 1; fi
+
+# redis makes sure redis-server and redis-cli are installed: tests start
+# private servers of their own on free loopback ports.
+redis:
+	@if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing redis-server and redis-tools with apt-get"; \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall redis-server redis-tools >/dev/null); \
+			status=$$?; rm -f /usr/sbin/policy-rc.d; [ $$status = 0 ] || exit $$status; \
+		else \
+			echo "make: redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server redis-tools; macOS: brew install redis) and run make test again" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@redis-server --version
+
+# lint runs staticcheck at a pinned version.
+lint:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# fuzz runs the envelope decoder's fuzzer for a while.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/wire
+
+demo:
+	$(GO) run ./cmd/tiercache demo

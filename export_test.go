@@ -1,0 +1,11 @@
+package tiercache
+
+import "time"
+
+// SetClock makes the cache built from o read time from now instead of its
+// coarse clock, so tests can move time without sleeping.
+func SetClock[V any](o *Options[V], now func() time.Time) { o.now = now }
+
+// Joined returns how many callers joined the load of id in flight after the
+// one that started it: a barrier for tests of shared loads.
+func Joined[V any](c *Cache[V], id string) int { return c.loads.Joined(id) }

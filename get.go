@@ -1,0 +1,164 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/breaker"
+	"github.com/tiercache/tiercache/stats"
+)
+
+// result describes how a request was answered, for stats and logs.
+type result struct {
+	outcome stats.Outcome
+	tier    stats.Tier
+}
+
+// Get returns the value of id: from L1 if it holds a fresh copy, else from
+// the shared tier, else from load, which the cache calls at most once at a
+// time per id in this process and, with a Locker store, in the whole fleet.
+//
+// What a caller sees:
+//   - a fresh value: (v, nil);
+//   - a value past its soft expiry but within StaleTTL: (v, nil) at once, and
+//     one background refresh starts;
+//   - a cached or freshly loaded "not found": (zero, ErrNotFound);
+//   - a failed load: (v, err) with errors.Is(err, ErrStale) if a value within
+//     MaxStale past its hard expiry was left, else (Fallback(id, cause),
+//     err) with errors.Is(err, ErrFallback) if Fallback is set, else
+//     (zero, err). In the first two cases err also wraps the cause, and
+//     Degraded(err) is true;
+//   - ctx ending while it waits: (zero, ctx's error); the load goes on for
+//     the other callers sharing it.
+//
+// Shared-tier failures are never returned: they count as misses, and a
+// circuit breaker stops the cache from calling a tier that keeps failing.
+func (c *Cache[V]) Get(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	if c.observing(ctx) {
+		return c.getObserved(ctx, id, load)
+	}
+	v, _, err := c.get(ctx, id, load)
+	return v, err
+}
+
+func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (V, result, error) {
+	if c.closed.Load() {
+		var zero V
+		return c.fail(zero, result{stats.Error, stats.None}, ErrClosed)
+	}
+	now := c.now()
+	e, ok := c.l1.GetIfPresent(id)
+	if ok && now < e.l1Until && (c.l1Trusted.Load() || c.l2Down()) {
+		switch e.state(now) {
+		case fresh:
+			if now >= e.early && e.refreshEarly(now, c.cfg.earlyBeta) {
+				c.refresh(ctx, id, load, e, now, stats.EarlyRefresh)
+			}
+			return c.answer(e, stats.L1, false)
+		case stale:
+			c.refresh(ctx, id, load, e, now, stats.Refresh)
+			return c.answer(e, stats.L1, true)
+		}
+	}
+	if ok && now >= e.keep {
+		e = nil // useless even for stale-if-error
+	}
+	return c.miss(ctx, id, load, e)
+}
+
+// answer returns e's value as a hit from tier (a stale one if isStale), and
+// counts it.
+func (c *Cache[V]) answer(e *entry[V], tier stats.Tier, isStale bool) (V, result, error) {
+	r := result{stats.Hit, tier}
+	switch {
+	case e.negative:
+		r.outcome = stats.Negative
+	case isStale:
+		r.outcome = stats.Stale
+	}
+	c.counter.RecordRequest(r.outcome, r.tier, 0)
+	if e.negative {
+		var zero V
+		return zero, r, ErrNotFound
+	}
+	return e.value, r, nil
+}
+
+// fetched is the result of the shared part of a miss: the entry and how it
+// was found, which every caller sharing it reports.
+type fetched[V any] struct {
+	e *entry[V]
+	r result
+}
+
+// miss handles a request L1 could not answer; prev is the L1 entry, if any,
+// usable for stale-if-error or while the shared tier is down.
+func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (V, result, error) {
+	var zero V
+	if err := checkID(id); err != nil {
+		return c.fail(zero, result{stats.Error, stats.None}, err)
+	}
+	if load == nil {
+		return c.fail(zero, result{stats.Error, stats.None}, ErrNilLoader)
+	}
+	f, shared, err := c.loads.Do(ctx, id, func(ctx context.Context) (fetched[V], error) {
+		return c.fetch(ctx, id, load, prev)
+	})
+	if err != nil {
+		return c.degrade(ctx, id, prev, err)
+	}
+	if shared && f.r.tier == stats.Origin {
+		c.record(stats.SharedLoad)
+	}
+	if f.e.negative {
+		return c.fail(zero, f.r, ErrNotFound)
+	}
+	c.counter.RecordRequest(f.r.outcome, f.r.tier, 0)
+	return f.e.value, f.r, nil
+}
+
+// fail counts a request answered with err.
+func (c *Cache[V]) fail(v V, r result, err error) (V, result, error) {
+	c.counter.RecordRequest(r.outcome, r.tier, 0)
+	return v, r, err
+}
+
+// degrade answers a request whose load failed with cause: stale-if-error,
+// then Fallback, then the error.
+func (c *Cache[V]) degrade(ctx context.Context, id string, prev *entry[V], cause error) (V, result, error) {
+	var zero V
+	if ctxErr := ctx.Err(); ctxErr != nil && errorsIsContext(cause) {
+		// The caller gave up; its own deadline is its answer.
+		return c.fail(zero, result{stats.Error, stats.None}, cause)
+	}
+	if prev != nil && !prev.negative && c.now() < prev.keep {
+		return c.fail(prev.value, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
+	}
+	if c.cfg.Fallback != nil && !errors.Is(cause, ErrClosed) {
+		return c.fail(c.cfg.Fallback(id, cause), result{stats.Fallback, stats.None}, &degradedError{kind: ErrFallback, cause: cause})
+	}
+	return c.fail(zero, result{stats.Error, stats.None}, cause)
+}
+
+// degradedError wraps both a degradation marker and its cause.
+type degradedError struct {
+	kind  error // ErrStale or ErrFallback
+	cause error
+}
+
+func (e *degradedError) Error() string { return fmt.Sprintf("%v: %v", e.kind, e.cause) }
+
+func (e *degradedError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+// l2Down reports whether the shared tier's breaker is open, in which case L1
+// answers even while it may have missed invalidations: it is all there is.
+func (c *Cache[V]) l2Down() bool {
+	return c.brk != nil && c.brk.State() != breaker.Closed
+}
+
+// lockHold is how long a process leaves a key alone after it started, or saw
+// another process start, a refresh of it: the refresh fills (and says so)
+// within LockTTL or its lock expires.
+func (c *Cache[V]) lockHold() time.Duration { return c.cfg.LockTTL }

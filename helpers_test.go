@@ -1,0 +1,175 @@
+package tiercache_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
+	"github.com/tiercache/tiercache/redisstore"
+)
+
+// srv is this package's private redis-server; tests that break Redis start
+// their own.
+var srv *cachetest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	srv, err = cachetest.RunRedis(cachetest.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Close()
+	os.Exit(code)
+}
+
+type user struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
+// clock is a fake time source for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Unix(1_800_000_000, 0)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// keyspaceName returns a keyspace name unique to the test, so tests sharing
+// srv do not see each other's keys.
+func keyspaceName(t *testing.T) string {
+	r := strings.NewReplacer("/", "-", " ", "-", "#", "-", "(", "", ")", "", ",", "", "=", "-")
+	name := r.Replace(t.Name())
+	if len(name) > 64 {
+		name = name[len(name)-64:]
+	}
+	return name
+}
+
+// newRedis returns a go-redis client of its own on addr, closed with the test.
+func newRedis(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// newCache returns a cache on srv (or, with addr "", in-process only),
+// closed with the test. Each call is a separate "process": its own client
+// and L1.
+func newCache[V any](t *testing.T, addr string, o tiercache.Options[V]) *tiercache.Cache[V] {
+	t.Helper()
+	if o.Keyspace.Name == "" {
+		o.Keyspace.Name = keyspaceName(t)
+	}
+	if addr != "" && o.Store == nil {
+		o.Store = redisstore.New(newRedis(t, addr), nil)
+	}
+	c, err := tiercache.New(&o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// origin is a fake database of users with call counting.
+type origin struct {
+	mu      sync.Mutex
+	rows    map[string]user
+	calls   atomic.Int64
+	delay   chan struct{} // if set, each load waits for it to be closed
+	started chan string   // if set, receives each id as its load starts
+}
+
+func newOrigin(ids ...string) *origin {
+	o := &origin{rows: map[string]user{}}
+	for _, id := range ids {
+		o.rows[id] = user{ID: id, Name: "user " + id}
+	}
+	return o
+}
+
+func (o *origin) load(ctx context.Context, id string) (user, error) {
+	o.calls.Add(1)
+	if o.started != nil {
+		o.started <- id
+	}
+	if o.delay != nil {
+		select {
+		case <-o.delay:
+		case <-ctx.Done():
+			return user{}, ctx.Err()
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	u, ok := o.rows[id]
+	if !ok {
+		return user{}, tiercache.ErrNotFound
+	}
+	return u, nil
+}
+
+func (o *origin) update(id string) user {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	u := o.rows[id]
+	u.ID = id
+	u.Version++
+	u.Name = fmt.Sprintf("user %s v%d", id, u.Version)
+	o.rows[id] = u
+	return u
+}
+
+// pttl returns the remaining TTL of key in srv.
+func pttl(t *testing.T, s *cachetest.Server, key string) time.Duration {
+	t.Helper()
+	v, err := s.Do("PTTL", key)
+	if err != nil {
+		t.Fatalf("PTTL %s: %v", key, err)
+	}
+	return time.Duration(v.(int64)) * time.Millisecond
+}
+
+func within(got, want, tolerance time.Duration) bool {
+	return got >= want-tolerance && got <= want+tolerance
+}
+
+// waitUntil polls cond, yielding between polls, until it holds: a barrier on
+// state the test cannot be told about directly. It fails after 10 s.
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}

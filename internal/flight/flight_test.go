@@ -1,0 +1,283 @@
+package flight
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestDo(t *testing.T) {
+	var g Group[string]
+	v, shared, err := g.Do(t.Context(), "key", func(context.Context) (string, error) {
+		return "bar", nil
+	})
+	if v != "bar" || shared || err != nil {
+		t.Fatalf("Do = %q, %v, %v; want bar, false, nil", v, shared, err)
+	}
+}
+
+func TestDoErr(t *testing.T) {
+	var g Group[string]
+	someErr := errors.New("some error")
+	v, _, err := g.Do(t.Context(), "key", func(context.Context) (string, error) {
+		return "", someErr
+	})
+	if !errors.Is(err, someErr) || v != "" {
+		t.Fatalf("Do = %q, %v; want \"\", %v", v, err, someErr)
+	}
+}
+
+// TestDoDupSuppress is x/sync's test with a barrier instead of a sleep: fn
+// blocks until every caller has joined, then returns once for all of them.
+func TestDoDupSuppress(t *testing.T) {
+	var g Group[string]
+	const n = 10
+	release := make(chan struct{})
+	var calls atomic.Int32
+	fn := func(context.Context) (string, error) {
+		calls.Add(1)
+		<-release
+		return "bar", nil
+	}
+
+	var joined, wg sync.WaitGroup
+	joined.Add(n)
+	var sharedCount atomic.Int32
+	for range n {
+		wg.Go(func() {
+			c, leader := g.Join("key")
+			if leader {
+				g.start(t.Context(), "key", c, fn)
+			}
+			joined.Done()
+			v, err := c.Wait(t.Context())
+			if v != "bar" || err != nil {
+				t.Errorf("Wait = %q, %v; want bar, nil", v, err)
+			}
+			if !leader {
+				sharedCount.Add(1)
+			}
+		})
+	}
+	joined.Wait()
+	close(release)
+	wg.Wait()
+	if got := calls.Load(); got != 1 {
+		t.Errorf("fn ran %d times, want 1", got)
+	}
+	if got := sharedCount.Load(); got != n-1 {
+		t.Errorf("%d callers shared the call, want %d", got, n-1)
+	}
+}
+
+func TestDoSharedFlag(t *testing.T) {
+	var g Group[int]
+	release := make(chan struct{})
+	started := make(chan struct{})
+	first := make(chan bool, 1)
+	go func() {
+		_, shared, _ := g.Do(t.Context(), "k", func(context.Context) (int, error) {
+			close(started)
+			<-release
+			return 1, nil
+		})
+		first <- shared
+	}()
+	<-started
+	second := make(chan bool, 1)
+	go func() {
+		_, shared, _ := g.Do(t.Context(), "k", func(context.Context) (int, error) {
+			t.Error("second fn ran while the first was in flight")
+			return 2, nil
+		})
+		second <- shared
+	}()
+	// The second caller must have joined before release: poll the map under
+	// the lock (a barrier on the group's state, not a sleep).
+	for !joinedWaiting(&g, "k") {
+		runtime.Gosched()
+	}
+	close(release)
+	if s := <-first; s {
+		t.Error("leader reported shared = true")
+	}
+	if s := <-second; !s {
+		t.Error("joiner reported shared = false")
+	}
+}
+
+// joinedWaiting reports whether a caller other than the leader has joined
+// key's call.
+func joinedWaiting(g *Group[int], key string) bool { return g.Joined(key) > 0 }
+
+func TestPanicBecomesErrorForEveryWaiter(t *testing.T) {
+	var g Group[int]
+	const n = 8
+	release := make(chan struct{})
+	var joined, wg sync.WaitGroup
+	joined.Add(n)
+	for range n {
+		wg.Go(func() {
+			c, leader := g.Join("k")
+			if leader {
+				g.start(t.Context(), "k", c, func(context.Context) (int, error) {
+					<-release
+					panic("boom")
+				})
+			}
+			joined.Done()
+			_, err := c.Wait(t.Context())
+			var pe *PanicError
+			if !errors.As(err, &pe) || pe.Value != "boom" || len(pe.Stack) == 0 {
+				t.Errorf("err = %v, want a *PanicError with value boom and a stack", err)
+			}
+		})
+	}
+	joined.Wait()
+	close(release)
+	wg.Wait()
+	// The group still works after a panic.
+	v, _, err := g.Do(t.Context(), "k", func(context.Context) (int, error) { return 7, nil })
+	if v != 7 || err != nil {
+		t.Fatalf("Do after panic = %v, %v; want 7, nil", v, err)
+	}
+}
+
+func TestPanicErrorUnwraps(t *testing.T) {
+	var g Group[int]
+	sentinel := errors.New("sentinel")
+	_, _, err := g.Do(t.Context(), "k", func(context.Context) (int, error) { panic(sentinel) })
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("err = %v, want it to wrap %v", err, sentinel)
+	}
+}
+
+func TestGoexit(t *testing.T) {
+	var g Group[int]
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := g.Do(t.Context(), "k", func(context.Context) (int, error) {
+			runtime.Goexit()
+			return 1, nil
+		})
+		done <- err
+	}()
+	if err := <-done; !errors.Is(err, ErrGoexit) {
+		t.Fatalf("err = %v, want ErrGoexit", err)
+	}
+}
+
+// TestWaiterHonoursOwnContext: a caller whose context ends returns with its
+// context's error, the shared call keeps running detached and the other
+// callers get its value.
+func TestWaiterHonoursOwnContext(t *testing.T) {
+	var g Group[string]
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var fnCtxErr atomic.Value
+
+	leaderCtx, cancelLeader := context.WithCancel(t.Context())
+	leaderDone := make(chan error, 1)
+	go func() {
+		_, _, err := g.Do(leaderCtx, "k", func(ctx context.Context) (string, error) {
+			close(started)
+			<-release
+			if err := ctx.Err(); err != nil {
+				fnCtxErr.Store(err)
+			}
+			return "value", nil
+		})
+		leaderDone <- err
+	}()
+	<-started
+	other := make(chan string, 1)
+	go func() {
+		v, _, err := g.Do(t.Context(), "k", nil)
+		if err != nil {
+			t.Errorf("other caller: %v", err)
+		}
+		other <- v
+	}()
+	cancelLeader()
+	if err := <-leaderDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller got %v, want context.Canceled", err)
+	}
+	close(release)
+	if v := <-other; v != "value" {
+		t.Fatalf("other caller got %q, want value", v)
+	}
+	if err := fnCtxErr.Load(); err != nil {
+		t.Fatalf("shared fn saw its context end: %v", err)
+	}
+}
+
+func TestDetachedContextKeepsValues(t *testing.T) {
+	type ctxKey struct{}
+	var g Group[any]
+	ctx := context.WithValue(t.Context(), ctxKey{}, "trace-1")
+	v, _, err := g.Do(ctx, "k", func(ctx context.Context) (any, error) {
+		return ctx.Value(ctxKey{}), nil
+	})
+	if v != "trace-1" || err != nil {
+		t.Fatalf("value in fn ctx = %v, %v; want trace-1", v, err)
+	}
+}
+
+func TestTimeoutBoundsFunction(t *testing.T) {
+	g := Group[int]{Timeout: time.Millisecond}
+	_, _, err := g.Do(t.Context(), "k", func(ctx context.Context) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestForget(t *testing.T) {
+	var g Group[int]
+	release := make(chan struct{})
+	first, leader := g.Join("k")
+	if !leader {
+		t.Fatal("first Join is not the leader")
+	}
+	g.Forget("k")
+	second, leader := g.Join("k")
+	if !leader || second == first {
+		t.Fatal("Join after Forget joined the forgotten call")
+	}
+	go func() { <-release; g.Finish("k", first, 1, nil) }()
+	close(release)
+	if v, _ := first.Wait(t.Context()); v != 1 {
+		t.Errorf("forgotten call's waiter got %d, want 1", v)
+	}
+	// Finishing the forgotten call must not remove the new one.
+	if c, leader := g.Join("k"); leader || c != second {
+		t.Error("finishing the forgotten call dropped the new call")
+	}
+	g.Finish("k", second, 2, nil)
+}
+
+func TestCloseCancelsAndWaits(t *testing.T) {
+	var g Group[int]
+	started := make(chan struct{})
+	var returned atomic.Bool
+	go g.Do(t.Context(), "k", func(ctx context.Context) (int, error) {
+		close(started)
+		<-ctx.Done()
+		returned.Store(true)
+		return 0, ctx.Err()
+	})
+	<-started
+	g.Close()
+	if !returned.Load() {
+		t.Fatal("Close returned before the running function")
+	}
+	if _, _, err := g.Do(t.Context(), "k", func(context.Context) (int, error) { return 1, nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Do after Close = %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,126 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/breaker"
+	"github.com/tiercache/tiercache/internal/wire"
+	"github.com/tiercache/tiercache/stats"
+)
+
+// errBreakerOpen is what an L2 call returns, without calling the store,
+// while the circuit breaker is open.
+var errBreakerOpen = errors.New("tiercache: circuit breaker open")
+
+// l2 runs one call to the shared tier through the circuit breaker, and
+// counts and reports its failure. A failure caused by ctx ending is the
+// caller's, not the tier's: it does not count against the breaker unless the
+// call was the breaker's probe.
+func (c *Cache[V]) l2(ctx context.Context, call func(context.Context) error) error {
+	if c.brk != nil && !c.brk.Allow(c.now()) {
+		c.record(stats.L2Error)
+		return errBreakerOpen
+	}
+	err := call(ctx)
+	if c.brk != nil {
+		switch {
+		case err == nil:
+			c.brk.Success()
+		case ctx.Err() == nil || c.brk.State() == breaker.HalfOpen:
+			c.brk.Failure(c.now())
+		}
+	}
+	if err != nil {
+		c.record(stats.L2Error)
+	}
+	return err
+}
+
+// encode wraps e in the envelope the shared tier stores.
+func (c *Cache[V]) encode(e *entry[V]) ([]byte, error) {
+	b := wire.AppendHeader(make([]byte, 0, 128), e.header(c.codec.ID()))
+	if e.negative {
+		return b, nil
+	}
+	return c.codec.Append(b, e.value)
+}
+
+// decode turns bytes from the shared tier into an entry as of now, or nil if
+// they are not an envelope of this cache's codec: a miss, counted and logged
+// when report is set (callers that just reported the same bytes do not).
+func (c *Cache[V]) decode(ctx context.Context, key string, b []byte, now int64, report bool) *entry[V] {
+	h, payload, err := wire.Decode(b)
+	if err == nil && h.Codec != c.codec.ID() {
+		err = fmt.Errorf("entry written with codec %d, this cache uses %d", h.Codec, c.codec.ID())
+	}
+	e := &entry[V]{negative: h.Negative(), rebuild: int64(h.Rebuild)}
+	if err == nil && !e.negative {
+		err = c.codec.Decode(payload, &e.value)
+	}
+	if err != nil {
+		if report {
+			c.record(stats.L2Corrupt)
+			c.warn(ctx, "tiercache: undecodable entry in the shared tier treated as a miss", key, err)
+		}
+		return nil
+	}
+	c.setTimes(e, h.Soft.UnixNano(), now)
+	return e
+}
+
+// l2Get reads and decodes key; nil means a miss for any reason. ok is false
+// when the tier failed. report is decode's.
+func (c *Cache[V]) l2Get(ctx context.Context, key string, report bool) (e *entry[V], ok bool) {
+	var b []byte
+	err := c.l2(ctx, func(ctx context.Context) (err error) {
+		b, err = c.store.Get(ctx, key)
+		return err
+	})
+	if err != nil {
+		return nil, false
+	}
+	if b == nil {
+		return nil, true
+	}
+	return c.decode(ctx, key, b, c.now(), report), true
+}
+
+// write stores e under key: a conditional fill when token holds the lock,
+// else a plain set. It reports whether the entry was stored.
+func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) bool {
+	b, err := c.encode(e)
+	if err != nil {
+		c.warn(ctx, "tiercache: value not stored in the shared tier: encoding failed", key, err)
+		return false
+	}
+	ttl := time.Duration(e.hard - c.now())
+	if ttl < time.Millisecond {
+		return false
+	}
+	stored := false
+	err = c.l2(ctx, func(ctx context.Context) (err error) {
+		if token != "" {
+			stored, err = c.locker.Fill(ctx, key, token, b, ttl)
+			return err
+		}
+		err = c.store.Set(ctx, key, b, ttl)
+		stored = err == nil
+		return err
+	})
+	if err == nil && !stored {
+		c.record(stats.FillLost)
+	}
+	return stored
+}
+
+// warn logs a degradation once, at Warn, with the key and cause.
+func (c *Cache[V]) warn(ctx context.Context, msg, key string, err error) {
+	if c.logger == nil || !c.logger.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	c.logger.LogAttrs(ctx, slog.LevelWarn, msg, slog.String("cache_key", key), slog.String("err", err.Error()))
+}

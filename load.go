@@ -1,0 +1,337 @@
+package tiercache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/flight"
+	"github.com/tiercache/tiercache/stats"
+)
+
+// fetch is the shared part of a miss, run once per id at a time in this
+// process (see Cache.loads) with a context detached from the callers'. It
+// reads the shared tier, and if that has nothing usable, rebuilds.
+//
+// The interleavings it is built for, with processes A and B:
+//
+//  1. A and B miss at once. Both TryLock; A wins and loads, B finds the lock
+//     held and nothing stale, so it waits for A's fill message (or LockWait),
+//     then reads the shared tier: one origin call in the fleet.
+//  2. A's fill raced B's GET: TryLock returns the current value in the same
+//     round trip, so B sees A's fill instead of loading again.
+//  3. A's loader read an old row, then C updated the row and called Delete:
+//     Delete removed A's lock, so A's conditional Fill stores nothing, and
+//     the invalidation epoch stops A from keeping the value in its L1.
+//  4. A died holding the lock: B waits at most LockWait, reads nothing,
+//     takes the lock (expired by then, LockWait defaulting to LockTTL) and
+//     loads itself.
+func (c *Cache[V]) fetch(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (fetched[V], error) {
+	key := c.Key(id)
+	ep := c.epochOf(id)
+	if c.store != nil {
+		e, ok := c.l2Get(ctx, key, true)
+		if !ok && prev != nil && prev.state(c.now()) != expired {
+			// The shared tier failed: this process's copy is the best answer.
+			return c.served(ctx, id, load, prev, stats.L1), nil
+		}
+		if e != nil && e.state(c.now()) != expired {
+			c.keep(id, e, ep)
+			return c.served(ctx, id, load, e, stats.L2), nil
+		}
+	}
+	return c.rebuild(ctx, id, key, load, ep, prev)
+}
+
+// served answers with an entry found in a tier; a stale one starts a refresh.
+func (c *Cache[V]) served(ctx context.Context, id string, load LoaderFunc[V], e *entry[V], tier stats.Tier) fetched[V] {
+	now := c.now()
+	r := result{stats.Hit, tier}
+	switch {
+	case e.negative:
+		r.outcome = stats.Negative
+	case e.state(now) == stale:
+		r.outcome = stats.Stale
+		c.refresh(ctx, id, load, e, now, stats.Refresh)
+	}
+	return fetched[V]{e: e, r: r}
+}
+
+// rebuild loads id after a miss in both tiers, coordinating with the other
+// processes through the store's rebuild lock when it has one.
+func (c *Cache[V]) rebuild(ctx context.Context, id, key string, load LoaderFunc[V], ep epoch, prev *entry[V]) (fetched[V], error) {
+	if c.locker == nil {
+		return c.loadAndFill(ctx, id, key, "", load, ep, c.store != nil)
+	}
+	for attempt := 0; ; attempt++ {
+		token := newToken()
+		acquired, cur, ok := c.tryLock(ctx, key, token, attempt > 0)
+		if !ok {
+			// The shared tier failed: load for this process alone.
+			if prev != nil && prev.state(c.now()) != expired {
+				return c.served(ctx, id, load, prev, stats.L1), nil
+			}
+			return c.loadAndFill(ctx, id, key, "", load, ep, false)
+		}
+		if cur != nil && cur.state(c.now()) != expired {
+			// Someone filled the key since our read.
+			if acquired && cur.state(c.now()) == fresh {
+				c.unlock(ctx, key, token)
+				acquired = false
+			}
+			if !acquired {
+				c.keep(id, cur, ep)
+				return c.served(ctx, id, load, cur, stats.L2), nil
+			}
+		}
+		if acquired {
+			return c.loadAndFill(ctx, id, key, token, load, ep, true)
+		}
+		if attempt > 0 {
+			// We waited once already and the lock is held again (its holder
+			// died and another process took over): load alone rather than
+			// wait again, without filling the shared tier.
+			return c.loadAndFill(ctx, id, key, "", load, ep, false)
+		}
+		if e := c.waitFill(ctx, id, key); e != nil {
+			c.keep(id, e, ep)
+			f := c.served(ctx, id, load, e, stats.L2)
+			f.r.outcome = stats.Miss
+			return f, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fetched[V]{}, context.Cause(ctx)
+		}
+		if c.cfg.FailOnLockWait {
+			return fetched[V]{}, ErrLockWait
+		}
+	}
+}
+
+// tryLock takes key's rebuild lock if it is free, and decodes what the key
+// holds. ok is false when the shared tier failed.
+func (c *Cache[V]) tryLock(ctx context.Context, key, token string, report bool) (acquired bool, cur *entry[V], ok bool) {
+	var b []byte
+	err := c.l2(ctx, func(ctx context.Context) (err error) {
+		acquired, b, err = c.locker.TryLock(ctx, key, token, c.cfg.LockTTL)
+		return err
+	})
+	if err != nil {
+		return false, nil, false
+	}
+	if acquired {
+		c.record(stats.LockAcquired)
+	} else {
+		c.record(stats.LockContended)
+	}
+	if b != nil {
+		cur = c.decode(ctx, key, b, c.now(), report)
+	}
+	return acquired, cur, true
+}
+
+func (c *Cache[V]) unlock(ctx context.Context, key, token string) {
+	_ = c.l2(ctx, func(ctx context.Context) error { return c.locker.Unlock(ctx, key, token) })
+}
+
+// loadAndFill calls the loader and stores its result: in the shared tier if
+// fill (conditionally on token when it is set), and in L1 unless the id was
+// invalidated meanwhile or the conditional fill was refused.
+func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load LoaderFunc[V], ep epoch, fill bool) (fetched[V], error) {
+	start := time.Now()
+	v, err := c.callLoader(ctx, id, load)
+	took := time.Since(start)
+	negative := errors.Is(err, ErrNotFound)
+	if err != nil && !negative {
+		if token != "" {
+			c.unlock(ctx, key, token)
+			// Wake the processes waiting for this rebuild: they will try
+			// themselves rather than wait for the lock to expire.
+			c.publish(ctx, opReleased, key)
+		}
+		c.warn(ctx, "tiercache: load failed", key, err)
+		return fetched[V]{}, err
+	}
+	if negative {
+		var zero V
+		v = zero
+	}
+	e := c.newEntry(v, negative, c.now(), took)
+	r := fetched[V]{e: e, r: result{stats.Miss, stats.Origin}}
+	if fill {
+		if !c.write(ctx, key, token, e) {
+			if token != "" {
+				// Refused: a Set or Delete since the lock was taken means
+				// the value may predate it. Serve it to the callers that
+				// asked before, keep it nowhere.
+				return r, nil
+			}
+		} else {
+			c.publish(ctx, opChanged, key)
+		}
+	}
+	c.keep(id, e, ep)
+	c.waiters.wake(id)
+	return r, nil
+}
+
+// callLoader calls load, retrying errors worth it with exponential backoff
+// and full jitter, and turns a panic into an error.
+func (c *Cache[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	rc := c.cfg.Retry
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		v, err := callSafely(ctx, id, load)
+		failed := err != nil && !errors.Is(err, ErrNotFound)
+		c.counter.RecordLoad(time.Since(start), failed)
+		if c.recorder != nil {
+			c.recorder.RecordLoad(time.Since(start), failed)
+		}
+		if !failed || attempt >= rc.Attempts || !c.retryable(err) {
+			return v, err
+		}
+		backoff := rc.Base
+		for i := 1; i < attempt && backoff < rc.Max; i++ {
+			backoff *= 2
+		}
+		wait := time.Duration(rand.Int64N(int64(min(backoff, rc.Max)) + 1))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return v, fmt.Errorf("%w (retrying after: %w)", context.Cause(ctx), err)
+		}
+	}
+}
+
+func (c *Cache[V]) retryable(err error) bool {
+	var pe *flight.PanicError
+	switch {
+	case errors.Is(err, ErrNotFound), errorsIsContext(err), errors.As(err, &pe):
+		return false
+	case c.cfg.Retry.Retryable != nil:
+		return c.cfg.Retry.Retryable(err)
+	}
+	return true
+}
+
+// callSafely calls load, turning a panic into an error so that one bad
+// loader call fails its callers instead of the process.
+func callSafely[V any](ctx context.Context, id string, load LoaderFunc[V]) (v V, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero V
+			v, err = zero, &flight.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return load(ctx, id)
+}
+
+// waitFill waits for another process's rebuild of id to fill it, woken by
+// its broadcast (or, without broadcasts, by polling with backoff), for at
+// most LockWait. It returns the filled entry, or nil.
+func (c *Cache[V]) waitFill(ctx context.Context, id, key string) *entry[V] {
+	c.record(stats.LockWait)
+	wake := c.waiters.add(id)
+	defer func() { c.waiters.remove(id, wake) }()
+	deadline := time.Now().Add(c.cfg.LockWait)
+	poll := 5 * time.Millisecond
+	for {
+		// Read after registering, so that a fill between TryLock and now is
+		// not missed.
+		e, _ := c.l2Get(ctx, key, false)
+		if e != nil && e.state(c.now()) != expired {
+			return e
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			c.record(stats.LockWaitTimeout)
+			return nil
+		}
+		wait := left
+		if !c.notified() {
+			wait = min(left, poll)
+			poll = min(2*poll, 200*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-wake:
+			t.Stop()
+			c.waiters.remove(id, wake)
+			wake = c.waiters.add(id)
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+	}
+}
+
+// notified reports whether fills in other processes wake this one.
+func (c *Cache[V]) notified() bool { return c.bcast != nil && c.l1Trusted.Load() }
+
+// refresh starts a background refresh of id, whose L1 entry e is stale or
+// due for early refresh, unless one started within the hold-off (in this
+// process, or seen held by another) or too many run already.
+func (c *Cache[V]) refresh(ctx context.Context, id string, load LoaderFunc[V], e *entry[V], now int64, ev stats.Event) {
+	if load == nil || !e.claimRefresh(now, c.lockHold()) {
+		return
+	}
+	select {
+	case c.refreshSem <- struct{}{}:
+	default:
+		c.record(stats.RefreshDropped)
+		e.holdoff.Store(0)
+		return
+	}
+	if c.closed.Load() {
+		<-c.refreshSem
+		return
+	}
+	c.record(ev)
+	rctx, cancel := c.loads.Context(ctx)
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer cancel()
+		defer func() { <-c.refreshSem }()
+		defer func() {
+			if r := recover(); r != nil {
+				c.warn(rctx, "tiercache: background refresh panicked", c.Key(id), fmt.Errorf("%v", r))
+			}
+		}()
+		c.refreshNow(rctx, id, load)
+	}()
+}
+
+// refreshNow rebuilds id in the background: only if it takes the fleet-wide
+// lock (another process holding it is refreshing already), and only if the
+// shared tier does not hold a fresher value than ours already.
+func (c *Cache[V]) refreshNow(ctx context.Context, id string, load LoaderFunc[V]) {
+	key := c.Key(id)
+	ep := c.epochOf(id)
+	token := ""
+	fill := c.store != nil
+	if c.locker != nil {
+		token = newToken()
+		acquired, cur, ok := c.tryLock(ctx, key, token, true)
+		switch {
+		case !ok:
+			token, fill = "", false // the tier failed: refresh this process alone
+		case cur != nil && cur.state(c.now()) == fresh:
+			if acquired {
+				c.unlock(ctx, key, token)
+			}
+			c.keep(id, cur, ep)
+			return
+		case !acquired:
+			return
+		}
+	}
+	// Errors are logged by loadAndFill; the stale entry stays.
+	_, _ = c.loadAndFill(ctx, id, key, token, load, ep, fill)
+}
