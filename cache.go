@@ -47,8 +47,8 @@ type Cache[V any] struct {
 	recorder stats.Recorder // user's, or nil
 	logger   *slog.Logger   // nil: silent
 
-	clock     func() int64 // unix nanoseconds
-	stopClock func()
+	coarse  *otter.CoarseClock // the clock, unless testNow is set
+	testNow func() time.Time
 
 	ks       atomic.Pointer[keyspace]
 	instance string // identifies this cache in broadcast messages
@@ -64,6 +64,9 @@ type Cache[V any] struct {
 	// l1Trusted is false while the invalidation subscription is down: L1
 	// then does not answer before L2 (it still does when L2 fails).
 	l1Trusted atomic.Bool
+	// l1First is l1Trusted and not closed: the one flag the L1 hit path
+	// reads.
+	l1First atomic.Bool
 
 	waiters waiters
 
@@ -114,16 +117,12 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: L1: %w", ErrInvalidOptions, err)
 	}
-	if cfg.now != nil {
-		now := cfg.now
-		c.clock = func() int64 { return now().UnixNano() }
-		c.stopClock = func() {}
-	} else {
-		cc := otter.NewCoarseClock(clockResolution)
-		c.clock, c.stopClock = cc.NowNano, cc.Stop
+	c.testNow = cfg.now
+	if c.testNow == nil {
+		c.coarse = otter.NewCoarseClock(clockResolution)
 	}
 	c.setKeyspace(cfg.Keyspace.Version)
-	c.l1Trusted.Store(true)
+	c.setTrusted(true)
 	c.loads.Timeout = cfg.LoadTimeout
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
 	c.bgCtx, c.stopBg = context.WithCancel(context.Background())
@@ -156,10 +155,13 @@ const clockResolution = time.Millisecond
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		c.l1First.Store(false)
 		c.stopBg()
 		c.loads.Close()
 		c.bg.Wait()
-		c.stopClock()
+		if c.coarse != nil {
+			c.coarse.Stop()
+		}
 		c.l1.StopAllGoroutines()
 	})
 	return nil
@@ -194,7 +196,19 @@ func (c *Cache[V]) setKeyspace(version string) {
 	})
 }
 
-func (c *Cache[V]) now() int64 { return c.clock() }
+// now returns the time, in unix nanoseconds, of the cache's clock.
+func (c *Cache[V]) now() int64 {
+	if c.testNow != nil {
+		return c.testNow().UnixNano()
+	}
+	return c.coarse.NowNano()
+}
+
+// setTrusted records whether L1 may have missed invalidations.
+func (c *Cache[V]) setTrusted(trusted bool) {
+	c.l1Trusted.Store(trusted)
+	c.l1First.Store(trusted && !c.closed.Load())
+}
 
 // epoch is what a load notes before it starts; see Cache.epochs.
 type epoch struct {

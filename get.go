@@ -36,21 +36,28 @@ type result struct {
 // Shared-tier failures are never returned: they count as misses, and a
 // circuit breaker stops the cache from calling a tier that keeps failing.
 func (c *Cache[V]) Get(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	var e *entry[V]
+	var err error
 	if c.observing(ctx) {
-		return c.getObserved(ctx, id, load)
+		e, err = c.getObserved(ctx, id, load)
+	} else {
+		e, _, err = c.get(ctx, id, load)
 	}
-	v, _, err := c.get(ctx, id, load)
-	return v, err
+	if e == nil {
+		var zero V
+		return zero, err
+	}
+	// Internally answers are entries: V, which may be large, is copied once,
+	// here, rather than at every level of the read path.
+	return e.value, err
 }
 
-func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (V, result, error) {
-	if c.closed.Load() {
-		var zero V
-		return c.fail(zero, result{stats.Error, stats.None}, ErrClosed)
-	}
+// get answers a request with an entry (nil with an error, and a negative
+// entry with ErrNotFound) and how it was answered.
+func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (*entry[V], result, error) {
 	now := c.now()
 	e, ok := c.l1.GetIfPresent(id)
-	if ok && now < e.l1Until && (c.l1Trusted.Load() || c.l2Down()) {
+	if ok && now < e.l1Until && (c.l1First.Load() || c.l2Down()) {
 		switch e.state(now) {
 		case fresh:
 			if now >= e.early && e.refreshEarly(now, c.cfg.earlyBeta) {
@@ -68,9 +75,9 @@ func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (V, r
 	return c.miss(ctx, id, load, e)
 }
 
-// answer returns e's value as a hit from tier (a stale one if isStale), and
-// counts it.
-func (c *Cache[V]) answer(e *entry[V], tier stats.Tier, isStale bool) (V, result, error) {
+// answer returns e as a hit from tier (a stale one if isStale), and counts
+// it.
+func (c *Cache[V]) answer(e *entry[V], tier stats.Tier, isStale bool) (*entry[V], result, error) {
 	r := result{stats.Hit, tier}
 	switch {
 	case e.negative:
@@ -80,10 +87,9 @@ func (c *Cache[V]) answer(e *entry[V], tier stats.Tier, isStale bool) (V, result
 	}
 	c.counter.RecordRequest(r.outcome, r.tier, 0)
 	if e.negative {
-		var zero V
-		return zero, r, ErrNotFound
+		return e, r, ErrNotFound
 	}
-	return e.value, r, nil
+	return e, r, nil
 }
 
 // fetched is the result of the shared part of a miss: the entry and how it
@@ -95,13 +101,15 @@ type fetched[V any] struct {
 
 // miss handles a request L1 could not answer; prev is the L1 entry, if any,
 // usable for stale-if-error or while the shared tier is down.
-func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (V, result, error) {
-	var zero V
+func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (*entry[V], result, error) {
+	if c.closed.Load() {
+		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
+	}
 	if err := checkID(id); err != nil {
-		return c.fail(zero, result{stats.Error, stats.None}, err)
+		return c.fail(nil, result{stats.Error, stats.None}, err)
 	}
 	if load == nil {
-		return c.fail(zero, result{stats.Error, stats.None}, ErrNilLoader)
+		return c.fail(nil, result{stats.Error, stats.None}, ErrNilLoader)
 	}
 	f, shared, err := c.loads.Do(ctx, id, func(ctx context.Context) (fetched[V], error) {
 		return c.fetch(ctx, id, load, prev)
@@ -113,33 +121,33 @@ func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev
 		c.record(stats.SharedLoad)
 	}
 	if f.e.negative {
-		return c.fail(zero, f.r, ErrNotFound)
+		return c.fail(f.e, f.r, ErrNotFound)
 	}
 	c.counter.RecordRequest(f.r.outcome, f.r.tier, 0)
-	return f.e.value, f.r, nil
+	return f.e, f.r, nil
 }
 
-// fail counts a request answered with err.
-func (c *Cache[V]) fail(v V, r result, err error) (V, result, error) {
+// fail counts a request answered with err (and e, if not nil).
+func (c *Cache[V]) fail(e *entry[V], r result, err error) (*entry[V], result, error) {
 	c.counter.RecordRequest(r.outcome, r.tier, 0)
-	return v, r, err
+	return e, r, err
 }
 
 // degrade answers a request whose load failed with cause: stale-if-error,
 // then Fallback, then the error.
-func (c *Cache[V]) degrade(ctx context.Context, id string, prev *entry[V], cause error) (V, result, error) {
-	var zero V
+func (c *Cache[V]) degrade(ctx context.Context, id string, prev *entry[V], cause error) (*entry[V], result, error) {
 	if ctxErr := ctx.Err(); ctxErr != nil && errorsIsContext(cause) {
 		// The caller gave up; its own deadline is its answer.
-		return c.fail(zero, result{stats.Error, stats.None}, cause)
+		return c.fail(nil, result{stats.Error, stats.None}, cause)
 	}
 	if prev != nil && !prev.negative && c.now() < prev.keep {
-		return c.fail(prev.value, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
+		return c.fail(prev, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
 	}
 	if c.cfg.Fallback != nil && !errors.Is(cause, ErrClosed) {
-		return c.fail(c.cfg.Fallback(id, cause), result{stats.Fallback, stats.None}, &degradedError{kind: ErrFallback, cause: cause})
+		e := &entry[V]{value: c.cfg.Fallback(id, cause)}
+		return c.fail(e, result{stats.Fallback, stats.None}, &degradedError{kind: ErrFallback, cause: cause})
 	}
-	return c.fail(zero, result{stats.Error, stats.None}, cause)
+	return c.fail(nil, result{stats.Error, stats.None}, cause)
 }
 
 // degradedError wraps both a degradation marker and its cause.
@@ -155,7 +163,7 @@ func (e *degradedError) Unwrap() []error { return []error{e.kind, e.cause} }
 // l2Down reports whether the shared tier's breaker is open, in which case L1
 // answers even while it may have missed invalidations: it is all there is.
 func (c *Cache[V]) l2Down() bool {
-	return c.brk != nil && c.brk.State() != breaker.Closed
+	return c.brk != nil && c.brk.State() != breaker.Closed && !c.closed.Load()
 }
 
 // lockHold is how long a process leaves a key alone after it started, or saw

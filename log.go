@@ -14,11 +14,11 @@ func (c *Cache[V]) observing(ctx context.Context) bool {
 }
 
 // getObserved is Get with the request measured, recorded and logged.
-func (c *Cache[V]) getObserved(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+func (c *Cache[V]) getObserved(ctx context.Context, id string, load LoaderFunc[V]) (*entry[V], error) {
 	start := time.Now()
-	v, r, err := c.get(ctx, id, load)
+	e, r, err := c.get(ctx, id, load)
 	c.observe(ctx, c.Key(id), r, time.Since(start), err)
-	return v, err
+	return e, err
 }
 
 // observe reports one request to the Recorder and, at Debug, to the logger,

@@ -45,7 +45,7 @@ const subscribeWait = time.Second
 // waits for it to be up (or down) for at most subscribeWait.
 func (c *Cache[V]) subscribe() {
 	// Until the subscription is up, L1 may miss messages: do not trust it.
-	c.l1Trusted.Store(false)
+	c.setTrusted(false)
 	s := &subscriber[V]{c: c, ready: make(chan struct{})}
 	c.bg.Add(1)
 	go func() {
@@ -102,7 +102,7 @@ func (s *subscriber[V]) Message(payload string) {
 // while messages could be missed.
 func (s *subscriber[V]) Up() {
 	s.c.flushL1()
-	s.c.l1Trusted.Store(true)
+	s.c.setTrusted(true)
 	s.c.waiters.wakeAll()
 	s.settled()
 }
@@ -110,7 +110,7 @@ func (s *subscriber[V]) Up() {
 // Down stops trusting L1 before L2: requests read the shared tier first
 // until the subscription is back.
 func (s *subscriber[V]) Down(err error) {
-	s.c.l1Trusted.Store(false)
+	s.c.setTrusted(false)
 	s.c.warn(s.c.bgCtx, "tiercache: invalidation subscription lost; L1 answers only when the shared tier fails", s.c.channel, err)
 	s.settled()
 }
