@@ -123,7 +123,6 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	}
 	c.setKeyspace(cfg.Keyspace.Version)
 	c.setTrusted(true)
-	c.loads.Timeout = cfg.LoadTimeout
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
 	c.bgCtx, c.stopBg = context.WithCancel(context.Background())
 

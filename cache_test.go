@@ -15,8 +15,9 @@ import (
 
 func TestGetFillsBothTiers(t *testing.T) {
 	db := newOrigin("42")
+	name := keyspaceName(t)
 	a := newCache(t, srv.Addr(), tiercache.Options[user]{
-		Keyspace: tiercache.Keyspace{Name: "user-fill"},
+		Keyspace: tiercache.Keyspace{Name: name},
 		TTL:      5 * time.Minute, StaleTTL: time.Minute, DisableJitter: true,
 	})
 	ctx := t.Context()
@@ -24,14 +25,15 @@ func TestGetFillsBothTiers(t *testing.T) {
 	if err != nil || u.Name != "user 42" {
 		t.Fatalf("Get = %+v, %v; want user 42", u, err)
 	}
-	if got := a.Key("42"); got != "v1:user-fill:42" {
-		t.Fatalf("Key = %q, want v1:user-fill:42", got)
+	key := "v1:" + name + ":42"
+	if got := a.Key("42"); got != key {
+		t.Fatalf("Key = %q, want %s", got, key)
 	}
-	if ttl := pttl(t, srv, "v1:user-fill:42"); !within(ttl, 6*time.Minute, 2*time.Second) {
+	if ttl := pttl(t, srv, key); !within(ttl, 6*time.Minute, 2*time.Second) {
 		t.Fatalf("PTTL = %v, want about TTL+StaleTTL = 6m", ttl)
 	}
 	// The stored bytes are an envelope around readable JSON.
-	raw, err := srv.Do("GET", "v1:user-fill:42")
+	raw, err := srv.Do("GET", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func TestGetFillsBothTiers(t *testing.T) {
 	}
 
 	// A second process on the same Redis gets it without loading.
-	b := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "user-fill"}})
+	b := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}})
 	u, err = b.Get(ctx, "42", func(context.Context, string) (user, error) {
 		t.Error("second process called the loader")
 		return user{}, nil

@@ -60,14 +60,26 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// keyspaceName returns a keyspace name unique to the test, so tests sharing
-// srv do not see each other's keys.
+// keyspaceNames holds the keyspace name of each running test.
+var keyspaceNames sync.Map // *testing.T -> string
+
+// runs makes keyspace names differ between runs of one test (-count).
+var runs atomic.Int64
+
+// keyspaceName returns a keyspace name unique to the test and this run of
+// it, the same for every call in the test, so tests sharing srv do not see
+// each other's keys.
 func keyspaceName(t *testing.T) string {
-	r := strings.NewReplacer("/", "-", " ", "-", "#", "-", "(", "", ")", "", ",", "", "=", "-")
-	name := r.Replace(t.Name())
+	if name, ok := keyspaceNames.Load(t); ok {
+		return name.(string)
+	}
+	r := strings.NewReplacer("/", "-", " ", "-", "#", "-", "(", "", ")", "", ",", "", "=", "-", ":", "-")
+	name := fmt.Sprintf("%s-%d", r.Replace(t.Name()), runs.Add(1))
 	if len(name) > 64 {
 		name = name[len(name)-64:]
 	}
+	keyspaceNames.Store(t, name)
+	t.Cleanup(func() { keyspaceNames.Delete(t) })
 	return name
 }
 

@@ -66,49 +66,91 @@ func (c *Cache[V]) rebuild(ctx context.Context, id, key string, load LoaderFunc[
 	if c.locker == nil {
 		return c.loadAndFill(ctx, id, key, "", load, ep, c.store != nil)
 	}
+	var deadline time.Time // of the wait for another process's rebuild
+	poll := 5 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		token := newToken()
-		acquired, cur, ok := c.tryLock(ctx, key, token, attempt > 0)
-		if !ok {
-			// The shared tier failed: load for this process alone.
-			if prev != nil && prev.state(c.now()) != expired {
-				return c.served(ctx, id, load, prev, stats.L1), nil
+		// Register before TryLock, so that a fill announced between the two
+		// wakes us.
+		wake := c.waiters.add(id)
+		f, err, done := c.tryRebuild(ctx, id, key, load, ep, prev, attempt)
+		if done {
+			c.waiters.remove(id, wake)
+			return f, err
+		}
+		// Another process holds the lock and nothing usable is stored.
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(c.cfg.LockWait)
+			c.record(stats.LockWait)
+		}
+		if !now.Before(deadline) {
+			c.waiters.remove(id, wake)
+			c.record(stats.LockWaitTimeout)
+			if c.cfg.FailOnLockWait {
+				return fetched[V]{}, ErrLockWait
 			}
+			// Load for this process without filling the shared tier: the
+			// lock is someone else's.
 			return c.loadAndFill(ctx, id, key, "", load, ep, false)
 		}
-		if cur != nil && cur.state(c.now()) != expired {
-			// Someone filled the key since our read.
-			if acquired && cur.state(c.now()) == fresh {
-				c.unlock(ctx, key, token)
-				acquired = false
-			}
-			if !acquired {
-				c.keep(id, cur, ep)
-				return c.served(ctx, id, load, cur, stats.L2), nil
-			}
+		wait := deadline.Sub(now)
+		if !c.notified() {
+			// Without messages, poll with backoff.
+			wait = min(wait, poll)
+			poll = min(2*poll, 200*time.Millisecond)
 		}
-		if acquired {
-			return c.loadAndFill(ctx, id, key, token, load, ep, true)
+		t := time.NewTimer(wait)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
 		}
-		if attempt > 0 {
-			// We waited once already and the lock is held again (its holder
-			// died and another process took over): load alone rather than
-			// wait again, without filling the shared tier.
-			return c.loadAndFill(ctx, id, key, "", load, ep, false)
-		}
-		if e := c.waitFill(ctx, id, key); e != nil {
-			c.keep(id, e, ep)
-			f := c.served(ctx, id, load, e, stats.L2)
-			f.r.outcome = stats.Miss
-			return f, nil
-		}
+		t.Stop()
+		c.waiters.remove(id, wake)
 		if err := ctx.Err(); err != nil {
 			return fetched[V]{}, context.Cause(ctx)
 		}
-		if c.cfg.FailOnLockWait {
-			return fetched[V]{}, ErrLockWait
+		// Woken by a fill, a release or a poll: read before trying the lock
+		// again, so that a completed fill is not taken for a free lock.
+		if e, _ := c.l2Get(ctx, key, false); e != nil && e.state(c.now()) != expired {
+			c.keep(id, e, ep)
+			f := c.served(ctx, id, load, e, stats.L2)
+			f.r.outcome = stats.Miss // it was not cached when asked
+			return f, nil
 		}
 	}
+}
+
+// tryRebuild is one round of rebuild: take the lock and load, or find a
+// value to serve. done is false when another process holds the lock and
+// nothing usable is stored.
+func (c *Cache[V]) tryRebuild(ctx context.Context, id, key string, load LoaderFunc[V], ep epoch, prev *entry[V], attempt int) (f fetched[V], err error, done bool) {
+	token := newToken()
+	acquired, cur, ok := c.tryLock(ctx, key, token, attempt > 0)
+	switch {
+	case !ok:
+		// The shared tier failed: answer for this process alone.
+		if prev != nil && prev.state(c.now()) != expired {
+			return c.served(ctx, id, load, prev, stats.L1), nil, true
+		}
+		f, err = c.loadAndFill(ctx, id, key, "", load, ep, false)
+		return f, err, true
+	case cur != nil && cur.state(c.now()) == fresh:
+		// Someone filled the key since our read.
+		if acquired {
+			c.unlock(ctx, key, token)
+		}
+		c.keep(id, cur, ep)
+		return c.served(ctx, id, load, cur, stats.L2), nil, true
+	case acquired:
+		f, err = c.loadAndFill(ctx, id, key, token, load, ep, true)
+		return f, err, true
+	case cur != nil && cur.state(c.now()) == stale:
+		// Another process is refreshing it: serve it stale meanwhile.
+		c.keep(id, cur, ep)
+		return c.served(ctx, id, load, cur, stats.L2), nil, true
+	}
+	return fetched[V]{}, nil, false
 }
 
 // tryLock takes key's rebuild lock if it is free, and decodes what the key
@@ -147,10 +189,12 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 	negative := errors.Is(err, ErrNotFound)
 	if err != nil && !negative {
 		if token != "" {
-			c.unlock(ctx, key, token)
-			// Wake the processes waiting for this rebuild: they will try
-			// themselves rather than wait for the lock to expire.
-			c.publish(ctx, opReleased, key)
+			// Even when ctx has ended (the cache is closing): release the
+			// lock and wake the processes waiting for this rebuild, so that
+			// they load themselves rather than wait for the lock to expire.
+			cleanup := context.WithoutCancel(ctx)
+			c.unlock(cleanup, key, token)
+			c.publish(cleanup, opReleased, key)
 		}
 		c.warn(ctx, "tiercache: load failed", key, err)
 		return fetched[V]{}, err
@@ -179,8 +223,10 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 }
 
 // callLoader calls load, retrying errors worth it with exponential backoff
-// and full jitter, and turns a panic into an error.
+// and full jitter, within LoadTimeout, and turns a panic into an error.
 func (c *Cache[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.LoadTimeout)
+	defer cancel()
 	rc := c.cfg.Retry
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -229,46 +275,6 @@ func callSafely[V any](ctx context.Context, id string, load LoaderFunc[V]) (v V,
 		}
 	}()
 	return load(ctx, id)
-}
-
-// waitFill waits for another process's rebuild of id to fill it, woken by
-// its broadcast (or, without broadcasts, by polling with backoff), for at
-// most LockWait. It returns the filled entry, or nil.
-func (c *Cache[V]) waitFill(ctx context.Context, id, key string) *entry[V] {
-	c.record(stats.LockWait)
-	wake := c.waiters.add(id)
-	defer func() { c.waiters.remove(id, wake) }()
-	deadline := time.Now().Add(c.cfg.LockWait)
-	poll := 5 * time.Millisecond
-	for {
-		// Read after registering, so that a fill between TryLock and now is
-		// not missed.
-		e, _ := c.l2Get(ctx, key, false)
-		if e != nil && e.state(c.now()) != expired {
-			return e
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			c.record(stats.LockWaitTimeout)
-			return nil
-		}
-		wait := left
-		if !c.notified() {
-			wait = min(left, poll)
-			poll = min(2*poll, 200*time.Millisecond)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-wake:
-			t.Stop()
-			c.waiters.remove(id, wake)
-			wake = c.waiters.add(id)
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		}
-	}
 }
 
 // notified reports whether fills in other processes wake this one.

@@ -75,8 +75,10 @@ type Options[V any] struct {
 	// FailOnLockWait makes a request whose wait for another process's
 	// rebuild timed out fail with ErrLockWait instead of loading itself.
 	FailOnLockWait bool
-	// LoadTimeout bounds one shared load, all retries included. Default
-	// LockTTL.
+	// LoadTimeout bounds the loader's work for one load, all retries
+	// included (waiting for another process's rebuild is bounded by LockWait
+	// instead). Default LockTTL: a load that outlives its lock cannot store
+	// its value anyway.
 	LoadTimeout time.Duration
 
 	// EarlyRefreshBeta is β of probabilistic early refresh (XFetch,
