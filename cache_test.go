@@ -135,20 +135,26 @@ func TestVersionIsolatesKeys(t *testing.T) {
 // each is a miss (never a panic or an error to the caller), and the fill
 // that follows overwrites it.
 func TestCorruptEntriesAreMisses(t *testing.T) {
-	valid := string(wire.AppendHeader(nil, wire.Header{Codec: 1, Soft: time.Now().Add(time.Hour)})) + `{"id":"1"`
-	cases := map[string]string{
-		"empty":             "",
-		"one zero byte":     "\x00",
-		"plain JSON":        `{"id":"1","name":"from python"}`,
-		"python nil marker": `{"__nil": true}`,
-		"64 KiB of zeros":   strings.Repeat("\x00", 64<<10),
-		"truncated payload": valid,
-		"foreign codec":     string(wire.AppendHeader(nil, wire.Header{Codec: 99, Soft: time.Now().Add(time.Hour)})) + "x",
+	header := func(key string, codec byte) string {
+		return string(wire.AppendHeader(nil, wire.Header{Codec: codec, Soft: time.Now().Add(time.Hour), KeyHash: wire.KeyHash(key)}))
 	}
-	for name, raw := range cases {
+	cases := map[string]func(key string) string{
+		"empty":             func(string) string { return "" },
+		"one zero byte":     func(string) string { return "\x00" },
+		"plain JSON":        func(string) string { return `{"id":"1","name":"from python"}` },
+		"python nil marker": func(string) string { return `{"__nil": true}` },
+		"64 KiB of zeros":   func(string) string { return strings.Repeat("\x00", 64<<10) },
+		"truncated payload": func(key string) string { return header(key, 1) + `{"id":"1"` },
+		"foreign codec":     func(key string) string { return header(key, 99) + "x" },
+		"another key's entry": func(key string) string {
+			return header(strings.TrimSuffix(key, "1")+"2", 1) + `{"id":"2","name":"user 2"}`
+		},
+	}
+	for name, rawOf := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := newCache(t, srv.Addr(), tiercache.Options[user]{})
 			key := c.Key("1")
+			raw := rawOf(key)
 			if _, err := srv.Do("SET", key, raw, "EX", "600"); err != nil {
 				t.Fatal(err)
 			}

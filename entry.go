@@ -66,8 +66,8 @@ func (e *entry[V]) claimRefresh(now int64, hold time.Duration) bool {
 }
 
 // header returns the envelope header of the entry for the shared tier.
-func (e *entry[V]) header(codec byte) wire.Header {
-	h := wire.Header{Codec: codec, Soft: time.Unix(0, e.soft), Rebuild: time.Duration(e.rebuild)}
+func (e *entry[V]) header(key string, codec byte) wire.Header {
+	h := wire.Header{Codec: codec, Soft: time.Unix(0, e.soft), Rebuild: time.Duration(e.rebuild), KeyHash: wire.KeyHash(key)}
 	if e.negative {
 		h.Flags |= wire.Negative
 	}

@@ -73,8 +73,13 @@ func keyspaceName(t *testing.T) string {
 	if name, ok := keyspaceNames.Load(t); ok {
 		return name.(string)
 	}
-	r := strings.NewReplacer("/", "-", " ", "-", "#", "-", "(", "", ")", "", ",", "", "=", "-", ":", "-")
-	name := fmt.Sprintf("%s-%d", r.Replace(t.Name()), runs.Add(1))
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, t.Name())
+	name = fmt.Sprintf("%s-%d", name, runs.Add(1))
 	if len(name) > 64 {
 		name = name[len(name)-64:]
 	}

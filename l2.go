@@ -40,9 +40,9 @@ func (c *Cache[V]) l2(ctx context.Context, call func(context.Context) error) err
 	return err
 }
 
-// encode wraps e in the envelope the shared tier stores.
-func (c *Cache[V]) encode(e *entry[V]) ([]byte, error) {
-	b := wire.AppendHeader(make([]byte, 0, 128), e.header(c.codec.ID()))
+// encode wraps e in the envelope the shared tier stores under key.
+func (c *Cache[V]) encode(key string, e *entry[V]) ([]byte, error) {
+	b := wire.AppendHeader(make([]byte, 0, 128), e.header(key, c.codec.ID()))
 	if e.negative {
 		return b, nil
 	}
@@ -54,7 +54,11 @@ func (c *Cache[V]) encode(e *entry[V]) ([]byte, error) {
 // when report is set (callers that just reported the same bytes do not).
 func (c *Cache[V]) decode(ctx context.Context, key string, b []byte, now int64, report bool) *entry[V] {
 	h, payload, err := wire.Decode(b)
-	if err == nil && h.Codec != c.codec.ID() {
+	switch {
+	case err != nil:
+	case h.KeyHash != wire.KeyHash(key):
+		err = errors.New("entry written under another key")
+	case h.Codec != c.codec.ID():
 		err = fmt.Errorf("entry written with codec %d, this cache uses %d", h.Codec, c.codec.ID())
 	}
 	e := &entry[V]{negative: h.Negative(), rebuild: int64(h.Rebuild)}
@@ -92,7 +96,7 @@ func (c *Cache[V]) l2Get(ctx context.Context, key string, report bool) (e *entry
 // write stores e under key: a conditional fill when token holds the lock,
 // else a plain set. It reports whether the entry was stored.
 func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) bool {
-	b, err := c.encode(e)
+	b, err := c.encode(key, e)
 	if err != nil {
 		c.warn(ctx, "tiercache: value not stored in the shared tier: encoding failed", key, err)
 		return false

@@ -28,7 +28,7 @@ func (c *Cache[V]) Set(ctx context.Context, id string, v V) error {
 		return nil
 	}
 	key := c.Key(id)
-	b, err := c.encode(e)
+	b, err := c.encode(key, e)
 	if err != nil {
 		return fmt.Errorf("tiercache: encoding %s: %w", key, err)
 	}

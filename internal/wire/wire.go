@@ -1,7 +1,7 @@
 // Package wire encodes and decodes the envelope that wraps every value
 // tiercache stores in the shared tier (L2).
 //
-// An envelope is a fixed 16-byte header followed by the codec's payload:
+// An envelope is a fixed 20-byte header followed by the codec's payload:
 //
 //	offset size field
 //	0      1    magic 0xC7 (not a valid first byte of UTF-8 text, so JSON,
@@ -12,7 +12,13 @@
 //	4      8    soft expiry, Unix milliseconds, big-endian int64
 //	12     4    duration of the rebuild that produced it, microseconds,
 //	            big-endian uint32 (saturating at about 71 minutes)
-//	16     ...  payload
+//	16     4    KeyHash of the key the entry was written under
+//	20     ...  payload
+//
+// The key hash lets a reader reject bytes that are not the entry of the key
+// it asked for: bytes copied from another key, or a reply a client
+// mismatched after a broken connection. Such bytes are a miss, never
+// another key's value.
 //
 // The hard expiry is not stored: it is the store's TTL of the key.
 // Decode never panics, never reads past the bytes given and, for a
@@ -34,7 +40,7 @@ const (
 	// Version is the format version this package writes and reads.
 	Version byte = 1
 	// HeaderSize is the size of the header before the payload.
-	HeaderSize = 16
+	HeaderSize = 20
 )
 
 // Flags describe an entry.
@@ -62,6 +68,18 @@ type Header struct {
 	// Rebuild is how long the load that produced the entry took; early
 	// refresh uses it.
 	Rebuild time.Duration
+	// KeyHash is KeyHash of the key the entry belongs to.
+	KeyHash uint32
+}
+
+// KeyHash returns the 32-bit FNV-1a hash of key, which an envelope carries.
+func KeyHash(key string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // Negative reports whether the entry is a cached "not found".
@@ -79,7 +97,8 @@ func AppendHeader(dst []byte, h Header) []byte {
 	}
 	dst = append(dst, Magic, Version, byte(h.Flags), h.Codec)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.Soft.UnixMilli()))
-	return binary.BigEndian.AppendUint32(dst, uint32(us))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(us))
+	return binary.BigEndian.AppendUint32(dst, h.KeyHash)
 }
 
 // Decode splits an envelope into its header and payload. The payload aliases
@@ -109,5 +128,6 @@ func Decode(b []byte) (Header, []byte, error) {
 		Codec:   b[3],
 		Soft:    time.UnixMilli(soft),
 		Rebuild: time.Duration(us) * time.Microsecond,
+		KeyHash: binary.BigEndian.Uint32(b[16:20]),
 	}, payload, nil
 }

@@ -14,7 +14,7 @@ func TestRoundTrip(t *testing.T) {
 		h       Header
 		payload []byte
 	}{
-		{"value", Header{Codec: 1, Soft: soft, Rebuild: 1500 * time.Microsecond}, []byte(`{"id":42}`)},
+		{"value", Header{Codec: 1, Soft: soft, Rebuild: 1500 * time.Microsecond, KeyHash: KeyHash("v1:user:42")}, []byte(`{"id":42}`)},
 		{"negative", Header{Flags: Negative, Codec: 1, Soft: soft}, nil},
 		{"empty payload", Header{Codec: 7, Soft: soft}, []byte{}},
 		{"rebuild saturates", Header{Codec: 1, Soft: soft, Rebuild: 100 * time.Hour}, []byte("x")},
@@ -29,7 +29,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			if !h.Soft.Equal(tt.h.Soft) || h.Codec != tt.h.Codec || h.Flags != tt.h.Flags {
+			if !h.Soft.Equal(tt.h.Soft) || h.Codec != tt.h.Codec || h.Flags != tt.h.Flags || h.KeyHash != tt.h.KeyHash {
 				t.Errorf("header = %+v, want %+v", h, tt.h)
 			}
 			wantRebuild := tt.h.Rebuild
@@ -79,6 +79,18 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("Decode(%q) error = %v, want ErrFormat", tt.in, err)
 			}
 		})
+	}
+}
+
+func TestKeyHash(t *testing.T) {
+	// FNV-1a 32 reference values.
+	for key, want := range map[string]uint32{"": 0x811c9dc5, "a": 0xe40c292c, "foobar": 0xbf9cf968} {
+		if got := KeyHash(key); got != want {
+			t.Errorf("KeyHash(%q) = %#x, want %#x", key, got, want)
+		}
+	}
+	if KeyHash("v1:user:42") == KeyHash("v1:user:43") {
+		t.Error("neighbouring keys share a hash")
 	}
 }
 
