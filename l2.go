@@ -93,30 +93,43 @@ func (c *Cache[V]) l2Get(ctx context.Context, key string, report bool) (e *entry
 	return c.decode(ctx, key, b, c.now(), report), true
 }
 
-// write stores e under key: a conditional fill when token holds the lock,
-// else a plain set. It reports whether the entry was stored.
-func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) bool {
+// writeResult is what became of a write to the shared tier.
+type writeResult uint8
+
+const (
+	stored  writeResult = iota + 1
+	refused             // a conditional fill found the lock gone
+	failed              // the tier failed or the entry could not be encoded
+)
+
+// write stores e under key: a conditional fill when token is set, else a
+// plain set.
+func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) writeResult {
 	b, err := c.encode(key, e)
 	if err != nil {
 		c.warn(ctx, "tiercache: value not stored in the shared tier: encoding failed", key, err)
-		return false
+		return failed
 	}
 	ttl := time.Duration(e.hard - c.now())
 	if ttl < time.Millisecond {
-		return false
+		return failed
 	}
-	stored := false
+	ok := false
 	err = c.l2(ctx, func(ctx context.Context) (err error) {
 		if token != "" {
-			stored, err = c.locker.Fill(ctx, key, token, b, ttl)
+			ok, err = c.locker.Fill(ctx, key, token, b, ttl)
 			return err
 		}
 		err = c.store.Set(ctx, key, b, ttl)
-		stored = err == nil
+		ok = err == nil
 		return err
 	})
-	if err == nil && !stored {
+	switch {
+	case err != nil:
+		return failed
+	case !ok:
 		c.record(stats.FillLost)
+		return refused
 	}
 	return stored
 }

@@ -60,6 +60,13 @@ func (c *Cache[V]) served(ctx context.Context, id string, load LoaderFunc[V], e 
 	return fetched[V]{e: e, r: r}
 }
 
+// A process waiting for another's rebuild re-reads the shared tier at
+// these intervals, doubling, besides being woken by the fill's message.
+const (
+	minPoll = 10 * time.Millisecond
+	maxPoll = 250 * time.Millisecond
+)
+
 // rebuild loads id after a miss in both tiers, coordinating with the other
 // processes through the store's rebuild lock when it has one.
 func (c *Cache[V]) rebuild(ctx context.Context, id, key string, load LoaderFunc[V], ep epoch, prev *entry[V]) (fetched[V], error) {
@@ -67,7 +74,7 @@ func (c *Cache[V]) rebuild(ctx context.Context, id, key string, load LoaderFunc[
 		return c.loadAndFill(ctx, id, key, "", load, ep, c.store != nil)
 	}
 	var deadline time.Time // of the wait for another process's rebuild
-	poll := 5 * time.Millisecond
+	poll := minPoll
 	for attempt := 0; ; attempt++ {
 		// Register before TryLock, so that a fill announced between the two
 		// wakes us.
@@ -93,12 +100,10 @@ func (c *Cache[V]) rebuild(ctx context.Context, id, key string, load LoaderFunc[
 			// lock is someone else's.
 			return c.loadAndFill(ctx, id, key, "", load, ep, false)
 		}
-		wait := deadline.Sub(now)
-		if !c.notified() {
-			// Without messages, poll with backoff.
-			wait = min(wait, poll)
-			poll = min(2*poll, 200*time.Millisecond)
-		}
+		// Poll with backoff even when messages wake us: pub/sub delivers at
+		// most once, and a fill whose reply was lost announces nothing.
+		wait := min(deadline.Sub(now), poll)
+		poll = min(2*poll, maxPoll)
 		t := time.NewTimer(wait)
 		select {
 		case <-wake:
@@ -126,14 +131,22 @@ func (c *Cache[V]) rebuild(ctx context.Context, id, key string, load LoaderFunc[
 // nothing usable is stored.
 func (c *Cache[V]) tryRebuild(ctx context.Context, id, key string, load LoaderFunc[V], ep epoch, prev *entry[V], attempt int) (f fetched[V], err error, done bool) {
 	token := newToken()
-	acquired, cur, ok := c.tryLock(ctx, key, token, attempt > 0)
+	acquired, cur, lockErr := c.tryLock(ctx, key, token, attempt > 0)
 	switch {
-	case !ok:
+	case lockErr != nil:
 		// The shared tier failed: answer for this process alone.
 		if prev != nil && prev.state(c.now()) != expired {
 			return c.served(ctx, id, load, prev, stats.L1), nil, true
 		}
-		f, err = c.loadAndFill(ctx, id, key, "", load, ep, false)
+		if errors.Is(lockErr, errBreakerOpen) {
+			f, err = c.loadAndFill(ctx, id, key, "", load, ep, false)
+			return f, err, true
+		}
+		// The call went out: Redis may have taken the lock for us and the
+		// reply been lost. Fill conditionally on the token: that stores and
+		// releases a lock we hold, and does nothing otherwise, so other
+		// processes do not wait for a lock nobody will release.
+		f, err = c.loadAndFill(ctx, id, key, token, load, ep, true)
 		return f, err, true
 	case cur != nil && cur.state(c.now()) == fresh:
 		// Someone filled the key since our read.
@@ -154,15 +167,16 @@ func (c *Cache[V]) tryRebuild(ctx context.Context, id, key string, load LoaderFu
 }
 
 // tryLock takes key's rebuild lock if it is free, and decodes what the key
-// holds. ok is false when the shared tier failed.
-func (c *Cache[V]) tryLock(ctx context.Context, key, token string, report bool) (acquired bool, cur *entry[V], ok bool) {
+// holds. err is the shared tier's failure, errBreakerOpen if it was not
+// called.
+func (c *Cache[V]) tryLock(ctx context.Context, key, token string, report bool) (acquired bool, cur *entry[V], err error) {
 	var b []byte
-	err := c.l2(ctx, func(ctx context.Context) (err error) {
+	err = c.l2(ctx, func(ctx context.Context) (err error) {
 		acquired, b, err = c.locker.TryLock(ctx, key, token, c.cfg.LockTTL)
 		return err
 	})
 	if err != nil {
-		return false, nil, false
+		return false, nil, err
 	}
 	if acquired {
 		c.record(stats.LockAcquired)
@@ -172,7 +186,7 @@ func (c *Cache[V]) tryLock(ctx context.Context, key, token string, report bool) 
 	if b != nil {
 		cur = c.decode(ctx, key, b, c.now(), report)
 	}
-	return acquired, cur, true
+	return acquired, cur, nil
 }
 
 func (c *Cache[V]) unlock(ctx context.Context, key, token string) {
@@ -206,15 +220,22 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 	e := c.newEntry(v, negative, c.now(), took)
 	r := fetched[V]{e: e, r: result{stats.Miss, stats.Origin}}
 	if fill {
-		if !c.write(ctx, key, token, e) {
-			if token != "" {
-				// Refused: a Set or Delete since the lock was taken means
-				// the value may predate it. Serve it to the callers that
-				// asked before, keep it nowhere.
-				return r, nil
-			}
-		} else {
+		switch c.write(ctx, key, token, e) {
+		case stored:
 			c.publish(ctx, opChanged, key)
+		case refused:
+			// A Set or Delete since the lock was taken means the value may
+			// predate it (or the lock was never ours). Serve it to the
+			// callers that asked before, keep it nowhere.
+			c.waiters.wake(id)
+			return r, nil
+		case failed:
+			// The shared tier failed: this process keeps the value in L1.
+			// A lock we may hold must not make the others wait for its
+			// expiry: release it if the tier answers now.
+			if token != "" {
+				c.unlock(context.WithoutCancel(ctx), key, token)
+			}
 		}
 	}
 	c.keep(id, e, ep)
@@ -277,9 +298,6 @@ func callSafely[V any](ctx context.Context, id string, load LoaderFunc[V]) (v V,
 	return load(ctx, id)
 }
 
-// notified reports whether fills in other processes wake this one.
-func (c *Cache[V]) notified() bool { return c.bcast != nil && c.l1Trusted.Load() }
-
 // refresh starts a background refresh of id, whose L1 entry e is stale or
 // due for early refresh, unless one started within the hold-off (in this
 // process, or seen held by another) or too many run already.
@@ -324,9 +342,9 @@ func (c *Cache[V]) refreshNow(ctx context.Context, id string, load LoaderFunc[V]
 	fill := c.store != nil
 	if c.locker != nil {
 		token = newToken()
-		acquired, cur, ok := c.tryLock(ctx, key, token, true)
+		acquired, cur, err := c.tryLock(ctx, key, token, true)
 		switch {
-		case !ok:
+		case err != nil:
 			token, fill = "", false // the tier failed: refresh this process alone
 		case cur != nil && cur.state(c.now()) == fresh:
 			if acquired {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -289,9 +290,10 @@ func (h *recordingHandler) Down(err error) {
 	h.mu.Unlock()
 }
 
-// key returns a key unique to the test.
+// key returns a new key for the test, unique even across runs of it on one
+// server (-count), so call it once per key a test uses.
 func key(t *testing.T, name string) string {
-	return "cachetest:" + strings.ReplaceAll(t.Name(), "/", ":") + ":" + name
+	return fmt.Sprintf("cachetest:%s:%x:%s", strings.ReplaceAll(t.Name(), "/", ":"), rand.Uint64(), name)
 }
 
 func mustSet(t *testing.T, s tiercache.Store, k, v string) {
