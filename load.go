@@ -251,7 +251,15 @@ func (c *Cache[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]
 	rc := c.cfg.Retry
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		v, err := callSafely(ctx, id, load)
+		var v V
+		var err error
+		if hook := c.cfg.Hooks.Load; hook != nil {
+			hctx, done := hook(ctx, c.Key(id), attempt)
+			v, err = callSafely(hctx, id, load)
+			done(err)
+		} else {
+			v, err = callSafely(ctx, id, load)
+		}
 		failed := err != nil && !errors.Is(err, ErrNotFound)
 		c.counter.RecordLoad(time.Since(start), failed)
 		if c.recorder != nil {

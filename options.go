@@ -120,6 +120,8 @@ type Options[V any] struct {
 	// Recorder, if set, receives every stats event as it happens, in
 	// addition to the counters read with Cache.Stats.
 	Recorder stats.Recorder
+	// Hooks, if set, are called around requests and loads, for tracing.
+	Hooks Hooks
 
 	// now replaces the cache's clock in tests (see export_test.go).
 	now func() time.Time

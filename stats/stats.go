@@ -228,6 +228,15 @@ type Snapshot struct {
 	L1Evictions uint64
 
 	requests [numOutcomes][numTiers]uint64
+	events   [numEvents]uint64
+}
+
+// Event returns the number of events e.
+func (s *Snapshot) Event(e Event) uint64 {
+	if e >= numEvents {
+		return 0
+	}
+	return s.events[e]
 }
 
 // Requests returns the number of requests with outcome o answered from tier t.
@@ -343,7 +352,10 @@ func (c *Counter) Snapshot() Snapshot {
 			s.requests[o][t] = sum[o*numTiers+t]
 		}
 	}
-	ev := func(e Event) uint64 { return sum[numRequestCells+int(e)] }
+	for e := Event(1); e < numEvents; e++ {
+		s.events[e] = sum[numRequestCells+int(e)]
+	}
+	ev := func(e Event) uint64 { return s.events[e] }
 	row := func(o Outcome) (n uint64) {
 		for _, v := range s.requests[o] {
 			n += v

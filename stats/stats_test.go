@@ -41,6 +41,7 @@ func TestCounterSnapshot(t *testing.T) {
 		{"Invalidations", s.Invalidations, 1}, {"L1Evictions", s.L1Evictions, 1},
 		{"Total", s.Total(), 10}, {"Requests(Negative, L2)", s.Requests(Negative, L2), 1},
 		{"Requests(out of range)", s.Requests(Outcome(200), L1), 0},
+		{"Event(LockWait)", s.Event(LockWait), 2}, {"Event(out of range)", s.Event(Event(200)), 0},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
