@@ -80,8 +80,10 @@ type Cache[V any] struct {
 
 const epochStripes = 1024
 
-// keyspace is the key prefix in effect: Prefix + Version + ":" + Name + ":".
+// keyspace is the key prefix in effect: Prefix + Version + ":" + Name + ":",
+// Version carrying the runtime generation, if any.
 type keyspace struct {
+	gen     int64
 	version string
 	prefix  string
 }
@@ -104,7 +106,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		logger:   cfg.Logger,
 		seed:     maphash.MakeSeed(),
 		instance: newToken(),
-		channel:  cfg.Prefix + "tiercache:" + cfg.Keyspace.Name,
+		channel:  channelOf(cfg.Prefix, cfg.Keyspace.Name),
 	}
 	c.l1, err = otter.New(&otter.Options[string, *entry[V]]{
 		MaximumSize: cfg.L1Size,
@@ -121,7 +123,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	if c.testNow == nil {
 		c.coarse = otter.NewCoarseClock(clockResolution)
 	}
-	c.setKeyspace(cfg.Keyspace.Version)
+	c.ks.Store(c.newKeyspace(0))
 	c.setTrusted(true)
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
 	c.bgCtx, c.stopBg = context.WithCancel(context.Background())
@@ -135,6 +137,9 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		if !cfg.Breaker.Disable {
 			c.brk = breaker.New(cfg.Breaker.Failures, cfg.Breaker.Cooldown, c.breakerChanged)
 		}
+	}
+	if c.store != nil {
+		c.loadGeneration(context.Background())
 	}
 	if c.bcast != nil {
 		c.subscribe()
@@ -188,11 +193,9 @@ func (c *Cache[V]) Keyspace() Keyspace {
 // Key returns the shared-tier key of id, e.g. "v1:user:42".
 func (c *Cache[V]) Key(id string) string { return c.ks.Load().key(id) }
 
-func (c *Cache[V]) setKeyspace(version string) {
-	c.ks.Store(&keyspace{
-		version: version,
-		prefix:  c.cfg.Prefix + version + ":" + c.cfg.Keyspace.Name + ":",
-	})
+func (c *Cache[V]) newKeyspace(gen int64) *keyspace {
+	version := effectiveVersion(c.cfg.Keyspace.Version, gen)
+	return &keyspace{gen: gen, version: version, prefix: c.cfg.Prefix + version + ":" + c.cfg.Keyspace.Name + ":"}
 }
 
 // now returns the time, in unix nanoseconds, of the cache's clock.
@@ -243,16 +246,19 @@ func (c *Cache[V]) keep(id string, e *entry[V], ep epoch) {
 	}
 }
 
-// invalidate drops id from L1 and makes loads in flight for it leave L1
-// alone.
+// invalidate drops id from L1, makes loads in flight for it leave L1 alone,
+// and makes later callers start a new load rather than share one that may
+// have read the origin before the change.
 func (c *Cache[V]) invalidate(id string) {
 	c.epochs[maphash.String(c.seed, id)%epochStripes].Add(1)
+	c.loads.Forget(id)
 	c.l1.Invalidate(id)
 }
 
-// flushL1 drops every L1 entry and every load's claim to fill L1.
+// flushL1 is invalidate for every id.
 func (c *Cache[V]) flushL1() {
 	c.gen.Add(1)
+	c.loads.ForgetAll()
 	c.l1.InvalidateAll()
 }
 

@@ -3,6 +3,7 @@ package tiercache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,13 +18,19 @@ import (
 //	   and wake the processes waiting for their rebuild.
 //	r  rebuild released without a fill (the loader failed): wake the
 //	   waiters only.
+//	v  the keyspace's runtime version was bumped; the last field is the new
+//	   generation (see BumpVersion).
 //
 // A process ignores the L1 part of its own messages (its L1 is already
 // right) but not the wake-up part.
 const (
 	opChanged  = 'c'
 	opReleased = 'r'
+	opVersion  = 'v'
 )
+
+// channelOf returns the channel of a keyspace: "{prefix}tiercache:{name}".
+func channelOf(prefix, name string) string { return prefix + "tiercache:" + name }
 
 // publish tells the other processes about keys, in one message. A failure
 // is counted and logged: they learn of the change by L1TTL at the latest.
@@ -82,6 +89,12 @@ func (s *subscriber[V]) Message(payload string) {
 	if !ok {
 		return
 	}
+	if op[0] == opVersion {
+		if gen, err := strconv.ParseInt(keys, 10, 64); err == nil {
+			c.useGeneration(gen)
+		}
+		return
+	}
 	prefix := c.ks.Load().prefix
 	for key := range strings.SplitSeq(keys, "\n") {
 		id, ok := strings.CutPrefix(key, prefix)
@@ -101,6 +114,8 @@ func (s *subscriber[V]) Message(payload string) {
 // Up trusts L1 again once it has been flushed of whatever it may have kept
 // while messages could be missed.
 func (s *subscriber[V]) Up() {
+	// A version bump may have been missed too.
+	s.c.loadGeneration(s.c.bgCtx)
 	s.c.flushL1()
 	s.c.setTrusted(true)
 	s.c.waiters.wakeAll()

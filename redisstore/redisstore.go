@@ -68,6 +68,7 @@ var (
 	_ tiercache.Locker      = (*Store)(nil)
 	_ tiercache.Broadcaster = (*Store)(nil)
 	_ tiercache.MultiGetter = (*Store)(nil)
+	_ tiercache.Incrementer = (*Store)(nil)
 )
 
 // New returns a Store that uses client. opts may be nil.
@@ -282,4 +283,15 @@ func (s *Store) Unlock(ctx context.Context, key, token string) error {
 // pxOf converts a TTL to whole milliseconds, at least 1.
 func pxOf(ttl time.Duration) int64 {
 	return max(ttl.Milliseconds(), 1)
+}
+
+// Incr adds one to the integer under key (INCR) and returns the result.
+func (s *Store) Incr(ctx context.Context, key string) (int64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	n, err := s.cmd.Incr(ctx, key).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: INCR: %w", err)
+	}
+	return n, nil
 }

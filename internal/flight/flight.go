@@ -157,6 +157,13 @@ func (g *Group[V]) Forget(key string) {
 	g.mu.Unlock()
 }
 
+// ForgetAll is Forget for every key.
+func (g *Group[V]) ForgetAll() {
+	g.mu.Lock()
+	clear(g.calls)
+	g.mu.Unlock()
+}
+
 // Context returns a context for work that must outlive its caller: detached
 // from ctx's cancellation but keeping its values, bounded by g.Timeout, and
 // cancelled by Close. The caller must call the returned cancel function.

@@ -262,6 +262,20 @@ func TestForget(t *testing.T) {
 	g.Finish("k", second, 2, nil)
 }
 
+func TestForgetAll(t *testing.T) {
+	var g Group[int]
+	a, _ := g.Join("a")
+	b, _ := g.Join("b")
+	g.ForgetAll()
+	for _, k := range []string{"a", "b"} {
+		if _, leader := g.Join(k); !leader {
+			t.Fatalf("Join(%s) after ForgetAll joined a forgotten call", k)
+		}
+	}
+	g.Finish("a", a, 1, nil)
+	g.Finish("b", b, 2, nil)
+}
+
 func TestCloseCancelsAndWaits(t *testing.T) {
 	var g Group[int]
 	started := make(chan struct{})
