@@ -243,33 +243,42 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 	return r, nil
 }
 
-// callLoader calls load, retrying errors worth it with exponential backoff
-// and full jitter, within LoadTimeout, and turns a panic into an error.
-func (c *Cache[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]) (V, error) {
+// callLoader calls load for id through withRetries.
+func (c *Cache[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]) (v V, err error) {
+	err = c.withRetries(ctx, c.Key(id), func(ctx context.Context) (err error) {
+		v, err = callSafely(ctx, id, load)
+		return err
+	})
+	return v, err
+}
+
+// withRetries calls attempt (a loader call, for the key named) and retries
+// errors worth it with exponential backoff and full jitter, within
+// LoadTimeout. It counts each call, and runs the Load hook around it.
+func (c *Cache[V]) withRetries(ctx context.Context, key string, attempt func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.LoadTimeout)
 	defer cancel()
 	rc := c.cfg.Retry
-	for attempt := 1; ; attempt++ {
+	for n := 1; ; n++ {
 		start := time.Now()
-		var v V
 		var err error
 		if hook := c.cfg.Hooks.Load; hook != nil {
-			hctx, done := hook(ctx, c.Key(id), attempt)
-			v, err = callSafely(hctx, id, load)
+			hctx, done := hook(ctx, key, n)
+			err = attempt(hctx)
 			done(err)
 		} else {
-			v, err = callSafely(ctx, id, load)
+			err = attempt(ctx)
 		}
 		failed := err != nil && !errors.Is(err, ErrNotFound)
 		c.counter.RecordLoad(time.Since(start), failed)
 		if c.recorder != nil {
 			c.recorder.RecordLoad(time.Since(start), failed)
 		}
-		if !failed || attempt >= rc.Attempts || !c.retryable(err) {
-			return v, err
+		if !failed || n >= rc.Attempts || !c.retryable(err) {
+			return err
 		}
 		backoff := rc.Base
-		for i := 1; i < attempt && backoff < rc.Max; i++ {
+		for i := 1; i < n && backoff < rc.Max; i++ {
 			backoff *= 2
 		}
 		wait := time.Duration(rand.Int64N(int64(min(backoff, rc.Max)) + 1))
@@ -278,7 +287,7 @@ func (c *Cache[V]) callLoader(ctx context.Context, id string, load LoaderFunc[V]
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return v, fmt.Errorf("%w (retrying after: %w)", context.Cause(ctx), err)
+			return fmt.Errorf("%w (retrying after: %w)", context.Cause(ctx), err)
 		}
 	}
 }

@@ -52,3 +52,46 @@ func (c *Cache[V]) observe(ctx context.Context, id string, r result, latency tim
 	}
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "tiercache get", attrs...)
 }
+
+// observeMany reports a GetMany: each id to the Recorder, and one Debug
+// record for the call, with the first key, the number of ids, the outcome
+// and tier of the slowest answer (the deepest tier reached) and the count
+// of each outcome.
+func (c *Cache[V]) observeMany(ctx context.Context, ids []string, rs []result, latency time.Duration, err error) {
+	if c.recorder != nil {
+		for _, r := range rs {
+			c.recorder.RecordRequest(r.outcome, r.tier, latency)
+		}
+	}
+	if c.logger == nil || !c.logger.Enabled(ctx, slog.LevelDebug) || len(ids) == 0 {
+		return
+	}
+	var deepest result
+	var counts [8]int
+	for _, r := range rs {
+		if r.tier > deepest.tier || (r.tier == deepest.tier && r.outcome > deepest.outcome) {
+			deepest = r
+		}
+		if int(r.outcome) < len(counts) {
+			counts[r.outcome]++
+		}
+	}
+	attrs := []slog.Attr{
+		slog.String("cache_key", c.Key(ids[0])),
+		slog.Int("ids", len(ids)),
+		slog.String("outcome", deepest.outcome.String()),
+		slog.String("tier", deepest.tier.String()),
+		slog.Float64("latency_ms", float64(latency.Nanoseconds())/1e6),
+	}
+	var byOutcome []any
+	for _, o := range stats.Outcomes() {
+		if int(o) < len(counts) && counts[o] > 0 {
+			byOutcome = append(byOutcome, slog.Int(o.String(), counts[o]))
+		}
+	}
+	attrs = append(attrs, slog.Group("outcomes", byOutcome...))
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "tiercache get_many", attrs...)
+}

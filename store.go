@@ -72,3 +72,20 @@ type SubscriptionHandler interface {
 	// until the next Up.
 	Down(err error)
 }
+
+// BatchLocker is implemented by Lockers that take and fill many rebuild
+// locks in one round trip each, for GetMany. Without it, GetMany takes its
+// locks one key at a time.
+type BatchLocker interface {
+	// TryLockMulti is TryLock for each key with its token.
+	TryLockMulti(ctx context.Context, keys, tokens []string, ttl time.Duration) (acquired []bool, current [][]byte, err error)
+	// FillMulti is Fill for each op; stored[i] reports whether ops[i] was.
+	FillMulti(ctx context.Context, ops []FillOp) (stored []bool, err error)
+}
+
+// FillOp is one conditional fill of BatchLocker.FillMulti.
+type FillOp struct {
+	Key, Token string
+	Value      []byte
+	TTL        time.Duration
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,9 @@ func TestStore(t *testing.T, newStore func(t *testing.T) tiercache.Store) {
 	}
 	if _, ok := newStore(t).(tiercache.Locker); ok {
 		t.Run("Locker", func(t *testing.T) { testLocker(t, newStore) })
+	}
+	if _, ok := newStore(t).(tiercache.BatchLocker); ok {
+		t.Run("BatchLocker", func(t *testing.T) { testBatchLocker(t, newStore) })
 	}
 	if _, ok := newStore(t).(tiercache.Broadcaster); ok {
 		t.Run("Broadcaster", func(t *testing.T) { testBroadcaster(t, newStore) })
@@ -239,6 +243,44 @@ func testLocker(t *testing.T, newStore func(t *testing.T) tiercache.Store) {
 			t.Fatalf("%d of %d contenders took the lock, want 1", got, n)
 		}
 	})
+}
+
+func testBatchLocker(t *testing.T, newStore func(t *testing.T) tiercache.Store) {
+	ctx := t.Context()
+	s := newStore(t)
+	bl := s.(tiercache.BatchLocker)
+	held, filled, free := key(t, "held"), key(t, "filled"), key(t, "free")
+	mustSet(t, s, filled, "v")
+	if got, _, _ := s.(tiercache.Locker).TryLock(ctx, held, "other", time.Minute); !got {
+		t.Fatal("setup TryLock failed")
+	}
+	acquired, current, err := bl.TryLockMulti(ctx, []string{held, filled, free}, []string{"A", "B", "C"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(acquired, []bool{false, true, true}) {
+		t.Fatalf("acquired = %v, want [false true true]", acquired)
+	}
+	if current[0] != nil || string(current[1]) != "v" || current[2] != nil {
+		t.Fatalf("current = %q, want [nil v nil]", current)
+	}
+	stored, err := bl.FillMulti(ctx, []tiercache.FillOp{
+		{Key: held, Token: "A", Value: []byte("intruder"), TTL: time.Minute},
+		{Key: filled, Token: "B", Value: []byte("v2"), TTL: time.Minute},
+		{Key: free, Token: "wrong", Value: []byte("x"), TTL: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(stored, []bool{false, true, false}) {
+		t.Fatalf("stored = %v, want [false true false]", stored)
+	}
+	if got := mustGet(t, s, filled); got != "v2" {
+		t.Fatalf("filled key holds %q, want v2", got)
+	}
+	if b, _ := s.Get(ctx, held); b != nil {
+		t.Fatalf("a refused fill stored %q", b)
+	}
 }
 
 func testBroadcaster(t *testing.T, newStore func(t *testing.T) tiercache.Store) {

@@ -69,6 +69,7 @@ var (
 	_ tiercache.Broadcaster = (*Store)(nil)
 	_ tiercache.MultiGetter = (*Store)(nil)
 	_ tiercache.Incrementer = (*Store)(nil)
+	_ tiercache.BatchLocker = (*Store)(nil)
 )
 
 // New returns a Store that uses client. opts may be nil.
@@ -278,6 +279,65 @@ func (s *Store) Unlock(ctx context.Context, key, token string) error {
 		return fmt.Errorf("redisstore: unlock: %w", err)
 	}
 	return nil
+}
+
+// TryLockMulti is TryLock for many keys in one round trip: the scripts are
+// pipelined (one batch per node on a cluster). A script in a pipeline is sent
+// whole (EVAL), since a pipeline cannot fall back from EVALSHA on NOSCRIPT.
+func (s *Store) TryLockMulti(ctx context.Context, keys, tokens []string, ttl time.Duration) ([]bool, [][]byte, error) {
+	if len(keys) != len(tokens) {
+		return nil, nil, fmt.Errorf("redisstore: lock: %d keys, %d tokens", len(keys), len(tokens))
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = tryLockScript.Eval(ctx, p, []string{k, LockKey(k)}, tokens[i], pxOf(ttl))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("redisstore: lock: %w", err)
+	}
+	acquired := make([]bool, len(keys))
+	current := make([][]byte, len(keys))
+	for i, cmd := range cmds {
+		res, err := cmd.Slice()
+		if err != nil || len(res) != 2 {
+			return nil, nil, fmt.Errorf("redisstore: lock: reply %v: %w", res, err)
+		}
+		acquired[i] = res[0] == int64(1)
+		if str, ok := res[1].(string); ok {
+			current[i] = []byte(str)
+		}
+	}
+	return acquired, current, nil
+}
+
+// FillMulti is Fill for many keys in one round trip (pipelined scripts).
+func (s *Store) FillMulti(ctx context.Context, ops []tiercache.FillOp) ([]bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(ops))
+	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, op := range ops {
+			cmds[i] = fillScript.Eval(ctx, p, []string{op.Key, LockKey(op.Key)}, op.Token, op.Value, pxOf(op.TTL))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: fill: %w", err)
+	}
+	stored := make([]bool, len(ops))
+	for i, cmd := range cmds {
+		n, err := cmd.Int()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: fill: %w", err)
+		}
+		stored[i] = n == 1
+	}
+	return stored, nil
 }
 
 // pxOf converts a TTL to whole milliseconds, at least 1.

@@ -188,19 +188,40 @@ func (g *Group[V]) Context(ctx context.Context) (context.Context, context.Cancel
 	}
 }
 
-func (g *Group[V]) start(ctx context.Context, key string, c *Call[V], fn func(context.Context) (V, error)) {
+// Go runs fn in a goroutine the group owns, with Context(ctx): Close
+// cancels its context and waits for it. It is how a caller that leads calls
+// taken with Join runs their shared work. It reports false, without running
+// fn, after Close.
+func (g *Group[V]) Go(ctx context.Context, fn func(context.Context)) bool {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return false
+	}
 	g.wg.Add(1)
+	g.mu.Unlock()
 	fctx, cancel := g.Context(ctx)
 	go func() {
+		defer g.wg.Done()
+		defer cancel()
+		fn(fctx)
+	}()
+	return true
+}
+
+func (g *Group[V]) start(ctx context.Context, key string, c *Call[V], fn func(context.Context) (V, error)) {
+	started := g.Go(ctx, func(ctx context.Context) {
 		// If fn calls runtime.Goexit, the assignment below never happens and
 		// the deferred Finish hands ErrGoexit to the waiters.
 		var v V
 		err := ErrGoexit
-		defer g.wg.Done()
-		defer cancel()
 		defer func() { g.Finish(key, c, v, err) }()
-		v, err = run(fctx, fn)
-	}()
+		v, err = run(ctx, fn)
+	})
+	if !started {
+		var zero V
+		g.Finish(key, c, zero, ErrClosed)
+	}
 }
 
 // run calls fn and turns a panic in it into a *PanicError.
