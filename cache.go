@@ -75,6 +75,8 @@ type Cache[V any] struct {
 	bgCtx      context.Context
 	stopBg     context.CancelFunc
 	closed     atomic.Bool
+	// oversizeLogged is set once a too-large value has been logged.
+	oversizeLogged atomic.Bool
 	closeOnce  sync.Once
 }
 
@@ -108,14 +110,24 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		instance: newToken(),
 		channel:  channelOf(cfg.Prefix, cfg.Keyspace.Name),
 	}
-	c.l1, err = otter.New(&otter.Options[string, *entry[V]]{
+	l1 := &otter.Options[string, *entry[V]]{
 		MaximumSize: cfg.L1Size,
 		OnDeletion: func(e otter.DeletionEvent[string, *entry[V]]) {
 			if e.Cause == otter.CauseOverflow {
 				c.record(stats.Eviction)
 			}
 		},
-	})
+	}
+	if w := cfg.L1Weigher; w != nil {
+		l1.MaximumWeight = cfg.L1MaxWeight
+		l1.Weigher = func(id string, e *entry[V]) uint32 {
+			if e.negative {
+				return 1
+			}
+			return max(w(id, e.value), 1)
+		}
+	}
+	c.l1, err = otter.New(l1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: L1: %w", ErrInvalidOptions, err)
 	}

@@ -43,6 +43,10 @@ var (
 	// ErrNilLoader is returned by Get when it needs to load but was given no
 	// loader.
 	ErrNilLoader = errors.New("tiercache: nil loader")
+
+	// ErrValueTooLarge is returned by Set for a value whose encoding exceeds
+	// Options.MaxValueSize. (Get serves such a value without caching it.)
+	ErrValueTooLarge = errors.New("tiercache: value too large to cache")
 )
 
 // Degraded reports whether err marks a degraded answer (ErrStale or

@@ -376,19 +376,22 @@ func (c *Cache[V]) loadMany(ctx context.Context, lead []led[V], load BatchLoader
 	}
 	results := c.writeMany(ctx, todo, entries, l2ok)
 	var changed []string
+	var released []string
 	for i, l := range todo {
 		switch results[i] {
 		case stored:
 			changed = append(changed, l.key)
-		case failed:
+		case failed, tooLarge:
 			if l.token != "" {
 				c.unlock(context.WithoutCancel(ctx), l.key, l.token)
+				released = append(released, l.key)
 			}
 		}
 	}
 	c.publish(ctx, opChanged, changed...)
+	c.publish(ctx, opReleased, released...)
 	for i, l := range todo {
-		if results[i] != refused {
+		if results[i] != refused && results[i] != tooLarge {
 			c.keep(l.id, entries[i], l.ep)
 		}
 		c.waiters.wake(l.id)
@@ -412,6 +415,11 @@ func (c *Cache[V]) writeMany(ctx context.Context, todo []*led[V], entries []*ent
 			// taken (breaker open). Keep it for this process only.
 		case l.token != "" && batch:
 			b, err := c.encode(l.key, entries[i])
+			if errors.Is(err, ErrValueTooLarge) {
+				c.oversize(ctx, l.key, err)
+				results[i] = tooLarge
+				continue
+			}
 			if ttl := time.Duration(entries[i].hard - c.now()); err == nil && ttl >= time.Millisecond {
 				ops = append(ops, FillOp{Key: l.key, Token: l.token, Value: b, TTL: ttl})
 				opIdx = append(opIdx, i)

@@ -40,19 +40,40 @@ func (c *Cache[V]) l2(ctx context.Context, call func(context.Context) error) err
 	return err
 }
 
-// encode wraps e in the envelope the shared tier stores under key.
+// encode wraps e in the envelope the shared tier stores under key. A value
+// whose encoding exceeds MaxValueSize is ErrValueTooLarge.
 func (c *Cache[V]) encode(key string, e *entry[V]) ([]byte, error) {
 	b := wire.AppendHeader(make([]byte, 0, 128), e.header(key, c.codec.ID()))
 	if e.negative {
 		return b, nil
 	}
-	return c.codec.Append(b, e.value)
+	b, err := c.codec.Append(b, e.value)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(b) - wire.HeaderSize; n > c.cfg.MaxValueSize {
+		return nil, fmt.Errorf("%w: %s encodes to %d bytes, MaxValueSize is %d", ErrValueTooLarge, key, n, c.cfg.MaxValueSize)
+	}
+	return b, nil
+}
+
+// oversize reports a value too large to cache: counted each time, logged
+// once per cache.
+func (c *Cache[V]) oversize(ctx context.Context, key string, err error) {
+	c.record(stats.Oversize)
+	if c.oversizeLogged.CompareAndSwap(false, true) {
+		c.warn(ctx, "tiercache: value served but not cached: too large (logged once per cache)", key, err)
+	}
 }
 
 // decode turns bytes from the shared tier into an entry as of now, or nil if
 // they are not an envelope of this cache's codec: a miss, counted and logged
 // when report is set (callers that just reported the same bytes do not).
 func (c *Cache[V]) decode(ctx context.Context, key string, b []byte, now int64, report bool) *entry[V] {
+	if n := len(b) - wire.HeaderSize; n > c.cfg.MaxValueSize {
+		c.oversize(ctx, key, fmt.Errorf("%w: entry of %d bytes in the shared tier", ErrValueTooLarge, n))
+		return nil
+	}
 	h, payload, err := wire.Decode(b)
 	switch {
 	case err != nil:
@@ -100,12 +121,17 @@ const (
 	stored  writeResult = iota + 1
 	refused             // a conditional fill found the lock gone
 	failed              // the tier failed or the entry could not be encoded
+	tooLarge            // the value exceeds MaxValueSize: cache it nowhere
 )
 
 // write stores e under key: a conditional fill when token is set, else a
 // plain set.
 func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) writeResult {
 	b, err := c.encode(key, e)
+	if errors.Is(err, ErrValueTooLarge) {
+		c.oversize(ctx, key, err)
+		return tooLarge
+	}
 	if err != nil {
 		c.warn(ctx, "tiercache: value not stored in the shared tier: encoding failed", key, err)
 		return failed

@@ -229,6 +229,14 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 			// callers that asked before, keep it nowhere.
 			c.waiters.wake(id)
 			return r, nil
+		case tooLarge:
+			// Served, cached nowhere; the lock is released for the others,
+			// who will load it themselves.
+			if token != "" {
+				c.unlock(context.WithoutCancel(ctx), key, token)
+				c.publish(ctx, opReleased, key)
+			}
+			return r, nil
 		case failed:
 			// The shared tier failed: this process keeps the value in L1.
 			// A lock we may hold must not make the others wait for its

@@ -55,6 +55,19 @@ type Options[V any] struct {
 	// L1Size bounds the in-process tier (L1) by number of entries. Default
 	// 10 000. L1 uses W-TinyLFU admission (github.com/maypok86/otter/v2).
 	L1Size int
+	// L1MaxWeight bounds L1 by total weight instead of by entries, each
+	// entry weighing what L1Weigher says (e.g. its size in bytes). Set both
+	// or neither; L1Size must then be 0.
+	L1MaxWeight uint64
+	// L1Weigher gives the weight of a value in L1, for L1MaxWeight.
+	L1Weigher func(id string, v V) uint32
+	// MaxValueSize bounds the encoded size of a value in the shared tier, in
+	// bytes: a bigger loaded value is served but cached in neither tier
+	// (logged once per cache, counted as an "oversize" event), Set refuses
+	// it with ErrValueTooLarge, and a bigger entry read from the shared tier
+	// is a miss, never decoded, so that nothing read from Redis makes the
+	// cache allocate much beyond the bytes received. Default 1 MiB.
+	MaxValueSize int
 	// L1TTL bounds how long a process answers from its L1 copy of a value
 	// without asking the shared tier, a backstop for invalidation messages
 	// it may have missed. Default 1 minute; it never extends a value's own
@@ -169,6 +182,7 @@ const (
 	DefaultL1TTL        = time.Minute
 	DefaultLockTTL      = 5 * time.Second
 	DefaultMaxRefreshes = 64
+	DefaultMaxValueSize = 1 << 20
 	defaultVersion      = "v1"
 	defaultAttempts     = 3
 	defaultBackoffBase  = 100 * time.Millisecond
@@ -270,7 +284,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		n    *int
 		def  int
 	}{
-		{"L1Size", &c.L1Size, DefaultL1Size},
+		{"MaxValueSize", &c.MaxValueSize, DefaultMaxValueSize},
 		{"MaxRefreshes", &c.MaxRefreshes, DefaultMaxRefreshes},
 		{"Retry.Attempts", &c.Retry.Attempts, defaultAttempts},
 		{"Breaker.Failures", &c.Breaker.Failures, defaultFailures},
@@ -282,6 +296,16 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		case *f.n == 0:
 			*f.n = f.def
 		}
+	}
+	switch {
+	case c.L1Size < 0:
+		bad("L1Size is negative (%d)", c.L1Size)
+	case c.L1MaxWeight > 0 && c.L1Size > 0:
+		bad("L1Size and L1MaxWeight are both set: bound L1 by entries or by weight")
+	case (c.L1MaxWeight > 0) != (c.L1Weigher != nil):
+		bad("L1MaxWeight and L1Weigher go together")
+	case c.L1MaxWeight == 0 && c.L1Size == 0:
+		c.L1Size = DefaultL1Size
 	}
 	if c.Retry.Disable {
 		c.Retry.Attempts = 1

@@ -146,6 +146,9 @@ const (
 	Invalidation
 	// Eviction is an L1 entry evicted to respect the L1 size.
 	Eviction
+	// Oversize is a value too large to cache (Options.MaxValueSize), or an
+	// entry too large to read.
+	Oversize
 
 	numEvents = iota + 1
 )
@@ -155,7 +158,7 @@ var eventNames = [numEvents]string{
 	RefreshDropped: "refresh_dropped", LockAcquired: "lock_acquired",
 	LockContended: "lock_contended", LockWait: "lock_wait", LockWaitTimeout: "lock_wait_timeout",
 	FillLost: "fill_lost", L2Error: "l2_error", L2Corrupt: "l2_corrupt",
-	Invalidation: "invalidation", Eviction: "eviction",
+	Invalidation: "invalidation", Eviction: "eviction", Oversize: "oversize",
 }
 
 func (e Event) String() string {
@@ -226,6 +229,9 @@ type Snapshot struct {
 	// evicted for size.
 	L1Size      int
 	L1Evictions uint64
+	// Oversize counts values too large to cache and entries too large to
+	// read (Options.MaxValueSize).
+	Oversize uint64
 
 	requests [numOutcomes][numTiers]uint64
 	events   [numEvents]uint64
@@ -386,6 +392,7 @@ func (c *Counter) Snapshot() Snapshot {
 	s.L2Corrupt = ev(L2Corrupt)
 	s.Invalidations = ev(Invalidation)
 	s.L1Evictions = ev(Eviction)
+	s.Oversize = ev(Oversize)
 	return s
 }
 

@@ -21,15 +21,14 @@
 // another key's value.
 //
 // The hard expiry is not stored: it is the store's TTL of the key.
-// Decode never panics, never reads past the bytes given and, for a
-// well-formed envelope, allocates nothing (the payload aliases the input);
-// anything it does not understand is ErrFormat, which callers treat as a miss.
+// Decode never panics, never reads past the bytes given and never allocates
+// (the payload aliases the input, its errors are constants); anything it does
+// not understand is ErrFormat, which callers treat as a miss.
 package wire
 
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"time"
 )
@@ -101,25 +100,41 @@ func AppendHeader(dst []byte, h Header) []byte {
 	return binary.BigEndian.AppendUint32(dst, h.KeyHash)
 }
 
+// formatError is a reason bytes are not an envelope. Its values are
+// constants, so that rejecting bytes allocates nothing either.
+type formatError string
+
+func (e formatError) Error() string { return "wire: not a tiercache envelope: " + string(e) }
+
+// Is makes every formatError match ErrFormat.
+func (e formatError) Is(target error) bool { return target == ErrFormat }
+
+const (
+	errShort    formatError = "shorter than the header"
+	errMagic    formatError = "bad magic byte"
+	errVersion  formatError = "unknown format version"
+	errFlags    formatError = "unknown flags"
+	errNegative formatError = "negative entry with a payload"
+)
+
 // Decode splits an envelope into its header and payload. The payload aliases
-// b. Bytes that are not a version-1 envelope give ErrFormat.
+// b. Bytes that are not a version-1 envelope give an error matching
+// ErrFormat. It allocates nothing, whatever b holds.
 func Decode(b []byte) (Header, []byte, error) {
-	if len(b) < HeaderSize {
-		return Header{}, nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrFormat, len(b), HeaderSize)
-	}
-	if b[0] != Magic {
-		return Header{}, nil, fmt.Errorf("%w: bad magic byte %#x", ErrFormat, b[0])
-	}
-	if b[1] != Version {
-		return Header{}, nil, fmt.Errorf("%w: format version %d, want %d", ErrFormat, b[1], Version)
+	switch {
+	case len(b) < HeaderSize:
+		return Header{}, nil, errShort
+	case b[0] != Magic:
+		return Header{}, nil, errMagic
+	case b[1] != Version:
+		return Header{}, nil, errVersion
+	case Flags(b[2])&^known != 0:
+		return Header{}, nil, errFlags
 	}
 	f := Flags(b[2])
-	if f&^known != 0 {
-		return Header{}, nil, fmt.Errorf("%w: unknown flags %#x", ErrFormat, b[2])
-	}
 	payload := b[HeaderSize:]
 	if f&Negative != 0 && len(payload) != 0 {
-		return Header{}, nil, fmt.Errorf("%w: negative entry with a %d-byte payload", ErrFormat, len(payload))
+		return Header{}, nil, errNegative
 	}
 	soft := int64(binary.BigEndian.Uint64(b[4:12]))
 	us := binary.BigEndian.Uint32(b[12:16])
