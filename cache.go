@@ -77,7 +77,7 @@ type Cache[V any] struct {
 	closed     atomic.Bool
 	// oversizeLogged is set once a too-large value has been logged.
 	oversizeLogged atomic.Bool
-	closeOnce  sync.Once
+	closeOnce      sync.Once
 }
 
 const epochStripes = 1024

@@ -118,10 +118,10 @@ func (c *Cache[V]) l2Get(ctx context.Context, key string, report bool) (e *entry
 type writeResult uint8
 
 const (
-	stored  writeResult = iota + 1
-	refused             // a conditional fill found the lock gone
-	failed              // the tier failed or the entry could not be encoded
-	tooLarge            // the value exceeds MaxValueSize: cache it nowhere
+	stored   writeResult = iota + 1
+	refused              // a conditional fill found the lock gone
+	failed               // the tier failed or the entry could not be encoded
+	tooLarge             // the value exceeds MaxValueSize: cache it nowhere
 )
 
 // write stores e under key: a conditional fill when token is set, else a
