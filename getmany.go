@@ -361,7 +361,9 @@ func (c *Cache[V]) loadMany(ctx context.Context, lead []led[V], load BatchLoader
 			}
 		}
 		c.publish(cleanup, opReleased, released...)
-		c.warn(ctx, "tiercache: batch load failed", todo[0].key, err)
+		if !c.closed.Load() {
+			c.warn(ctx, "tiercache: batch load failed", todo[0].key, err)
+		}
 		for _, l := range todo {
 			finish(l, fetched[V]{}, err)
 		}

@@ -210,7 +210,9 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 			c.unlock(cleanup, key, token)
 			c.publish(cleanup, opReleased, key)
 		}
-		c.warn(ctx, "tiercache: load failed", key, err)
+		if !c.closed.Load() { // a load cancelled by Close is no degradation
+			c.warn(ctx, "tiercache: load failed", key, err)
+		}
 		return fetched[V]{}, err
 	}
 	if negative {
@@ -282,7 +284,7 @@ func (c *Cache[V]) withRetries(ctx context.Context, key string, attempt func(con
 		if c.recorder != nil {
 			c.recorder.RecordLoad(time.Since(start), failed)
 		}
-		if !failed || n >= rc.Attempts || !c.retryable(err) {
+		if !failed || n >= rc.Attempts || ctx.Err() != nil || !c.retryable(err) {
 			return err
 		}
 		backoff := rc.Base

@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/demo/server"
+	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/prom"
+	"github.com/tiercache/tiercache/redisstore"
+)
+
+func serveCommand() *command {
+	return &command{
+		name:     "serve",
+		synopsis: "serve users over HTTP through the cache (SQLite or PostgreSQL, optional Redis)",
+		usage: `Usage: tiercache serve [flags]
+
+Serves the users table over HTTP through a tiercache.Cache:
+
+  GET  /users/{id}     the user as JSON; 404 for an unknown id (cached negatively)
+  PUT  /users/{id}     {"name": ..., "email": ...}: updates the row, then
+                       invalidates the id in every instance's cache
+  GET  /healthz        database and Redis status; 503 if the database is down
+  GET  /metrics        Prometheus metrics of the cache and the Go runtime
+  GET  /debug/stats    the cache's counters and the origin's query counts
+       /debug/pprof/   Go profiles
+
+The database is created and seeded with --users rows if its users table is
+missing or empty. Logs are JSON on stderr; the listening address is printed on
+stdout. SIGINT or SIGTERM shuts down gracefully (up to 10s for requests in
+flight).
+`,
+		run: runServe,
+	}
+}
+
+// serveFlags are the settings of serve.
+type serveFlags struct {
+	addr, db, redis, logLevel string
+	ttl, staleTTL, negTTL     time.Duration
+	latency                   time.Duration
+	users                     int
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	cmd := serveCommand()
+	f := serveFlags{}
+	fs := newFlagSet(cmd.name)
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`address` to listen on (port 0: any free port)")
+	fs.StringVar(&f.db, "db", "tiercache-demo.db", "SQLite file `path`, or a postgres:// URL")
+	fs.StringVar(&f.redis, "redis", "", "`URL` of the Redis shared tier (redis:// or rediss://, credentials allowed); none: in-process only")
+	fs.DurationVar(&f.ttl, "ttl", tiercache.DefaultTTL, "how long a user stays fresh in the cache")
+	fs.DurationVar(&f.staleTTL, "stale-ttl", time.Minute, "how long past --ttl a user may be served stale while it is rebuilt")
+	fs.DurationVar(&f.negTTL, "negative-ttl", tiercache.DefaultNegativeTTL, "how long an unknown id is cached as such")
+	fs.IntVar(&f.users, "users", 100_000, "users to seed when the table is empty")
+	fs.DurationVar(&f.latency, "origin-latency", 0, "cost added to every database query, to simulate a slow database")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	pos, err := parse(fs, cmd, e, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve: unexpected argument %q", pos[0])
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usagef("--log-level: %q is not debug, info, warn or error", f.logLevel)
+	}
+	switch {
+	case f.ttl <= 0:
+		return usagef("--ttl must be positive")
+	case f.staleTTL < 0 || f.negTTL < 0 || f.latency < 0:
+		return usagef("--stale-ttl, --negative-ttl and --origin-latency must not be negative")
+	case f.users < 0:
+		return usagef("--users must not be negative")
+	case f.db == "":
+		return usagef("--db must name a SQLite file or a postgres:// URL")
+	}
+	var rurl *redisURL
+	if f.redis != "" {
+		if rurl, err = parseRedisURL(f.redis); err != nil {
+			return err
+		}
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, e, &f, rurl, log)
+}
+
+func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog.Logger) error {
+	// Reach both servers before logging anything: if one cannot be reached,
+	// the command's output is its one-line error.
+	var rdb *redis.Client
+	if rurl != nil {
+		var err error
+		if rdb, err = rurl.connect(ctx); err != nil {
+			return err
+		}
+		defer rdb.Close()
+	}
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	db, err := userdb.Open(octx, f.db, &userdb.Options{Latency: f.latency})
+	cancel()
+	if errors.Is(err, userdb.ErrInvalidDSN) {
+		return usagef("--db: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	seeded, err := db.Seed(ctx, f.users)
+	if err != nil {
+		return fmt.Errorf("%s: %w", db, err)
+	}
+	log.Info("database ready", "db", db.String(), "seeded", seeded)
+
+	metrics := prom.New()
+	opts := &tiercache.Options[userdb.User]{
+		Keyspace:    tiercache.Keyspace{Name: "user", Version: "v1"},
+		TTL:         f.ttl,
+		StaleTTL:    f.staleTTL,
+		NegativeTTL: f.negTTL,
+		Logger:      log,
+		Recorder:    metrics.Recorder("user"),
+	}
+	if rdb != nil {
+		opts.Store = redisstore.New(rdb, nil)
+		log.Info("shared tier ready", "redis", rurl.name)
+	}
+	cache, err := tiercache.New(opts)
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	metrics.Watch("user", cache)
+	cfg := server.Config{DB: db, Cache: cache, Logger: log, Metrics: metricsHandler(metrics)}
+	if rdb != nil {
+		cfg.RedisPing = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	}
+	h, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	fmt.Fprintf(e.stdout, "listening on http://%s\n", displayAddr(ln.Addr()))
+	log.Info("listening", "addr", ln.Addr().String())
+	err = server.Run(ctx, ln, h, log)
+	log.Info("stopped")
+	return err
+}
+
+// metricsHandler serves the cache's metrics and the Go runtime's, from a
+// registry of its own (nothing is registered globally).
+func metricsHandler(c *prom.Collector) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// displayAddr is addr as a client would dial it: an unspecified host
+// (":8080", "0.0.0.0:8080") becomes localhost.
+func displayAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

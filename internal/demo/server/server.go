@@ -1,0 +1,304 @@
+// Package server is the HTTP service of "tiercache serve": users read
+// through a tiercache.Cache in front of a userdb.DB, updated in the database
+// and then invalidated in the cache.
+//
+// Routes (Go 1.22 patterns on a private http.ServeMux; nothing is registered on
+// http.DefaultServeMux):
+//
+//	GET  /users/{id}    the user as JSON; 404 for an unknown id (cached
+//	                    negatively), 400 for an id that is not a positive integer
+//	PUT  /users/{id}    body {"name": ..., "email": ...} (at most 64 KiB):
+//	                    updates the row, then deletes the id from the cache
+//	GET  /healthz       {"status", "db", "redis"}: 200, or 503 if the
+//	                    database does not answer
+//	GET  /debug/stats   the cache's counters and the origin's query counts
+//	     /debug/pprof/  the net/http/pprof handlers
+//	     /metrics       Config.Metrics, when set (a Prometheus handler)
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/stats"
+)
+
+// MaxBody bounds the body of a PUT.
+const MaxBody = 64 << 10
+
+// ShutdownTimeout bounds how long Run waits for requests in flight after its
+// context is done.
+const ShutdownTimeout = 10 * time.Second
+
+// Config is what the service needs. DB and Cache are required.
+type Config struct {
+	DB    *userdb.DB
+	Cache *tiercache.Cache[userdb.User]
+	// RedisPing checks the shared tier for /healthz; nil means the cache
+	// has none (reported as "off").
+	RedisPing func(ctx context.Context) error
+	// Metrics, if set, is served at /metrics. It is the seam for a
+	// Prometheus handler; without it the route does not exist.
+	Metrics http.Handler
+	// Logger receives request and error logs. Nil means silent.
+	Logger *slog.Logger
+}
+
+// Handler serves the routes of the package comment. It is safe for
+// concurrent use.
+type Handler struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns the service's handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.DB == nil || cfg.Cache == nil {
+		return nil, errors.New("server: Config.DB and Config.Cache are required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, log: log, mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /users/{id}", h.getUser)
+	h.mux.HandleFunc("PUT /users/{id}", h.putUser)
+	h.mux.HandleFunc("GET /healthz", h.health)
+	h.mux.HandleFunc("GET /debug/stats", h.stats)
+	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	h.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.Metrics != nil {
+		h.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	return h, nil
+}
+
+// ServeHTTP routes the request and logs it at Debug level.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	h.mux.ServeHTTP(sw, r)
+	h.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", sw.status), slog.Duration("latency", time.Since(start)))
+}
+
+func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := userdb.ParseID(id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	u, err := h.cfg.Cache.Get(r.Context(), id, h.cfg.DB.Load)
+	switch {
+	case err == nil:
+	case errors.Is(err, tiercache.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no user "+id)
+		return
+	case tiercache.Degraded(err):
+		// A usable answer while the database fails: say so, serve it.
+		h.log.WarnContext(r.Context(), "serving a degraded value", "id", id, "err", err)
+		w.Header().Set("Warning", `110 - "stale: the database is failing"`)
+	case r.Context().Err() != nil:
+		return // the client is gone
+	default:
+		h.log.ErrorContext(r.Context(), "read user", "id", id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+// update is the body of a PUT.
+type update struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+func (u *update) validate() error {
+	switch {
+	case u.Name == "" || len(u.Name) > 200:
+		return errors.New(`"name" must be 1 to 200 bytes`)
+	case len(u.Email) < 3 || len(u.Email) > 254:
+		return errors.New(`"email" must be 3 to 254 bytes`)
+	}
+	for i := 0; i < len(u.Email); i++ {
+		if u.Email[i] == '@' {
+			return nil
+		}
+	}
+	return errors.New(`"email" must contain '@'`)
+}
+
+func (h *Handler) putUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	n, err := userdb.ParseID(id)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var body update
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: more than one value")
+		return
+	}
+	if err := body.validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	u, err := h.cfg.DB.Update(r.Context(), n, body.Name, body.Email)
+	switch {
+	case errors.Is(err, userdb.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no user "+id)
+		return
+	case err != nil:
+		if r.Context().Err() == nil {
+			h.log.ErrorContext(r.Context(), "update user", "id", id, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "the database is unavailable")
+		}
+		return
+	}
+	// The row has changed: invalidate even if the client has gone away.
+	if err := h.cfg.Cache.Delete(context.WithoutCancel(r.Context()), id); err != nil {
+		// The update stands; other instances may serve the old value until
+		// its TTL (the cache's L1 TTL bounds it in this one).
+		h.log.WarnContext(r.Context(), "invalidate user after update", "id", id, "err", err)
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+// Health is the body of /healthz.
+type Health struct {
+	// Status is "ok", "degraded" (the shared tier is down: the service
+	// answers from L1 and the database) or "unavailable" (the database is
+	// down).
+	Status string `json:"status"`
+	DB     string `json:"db"`
+	Redis  string `json:"redis"`
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	res := Health{Status: "ok", DB: "ok", Redis: "off"}
+	code := http.StatusOK
+	if h.cfg.RedisPing != nil {
+		res.Redis = "ok"
+		if err := h.cfg.RedisPing(ctx); err != nil {
+			res.Status, res.Redis = "degraded", "error: "+err.Error()
+		}
+	}
+	if err := h.cfg.DB.Ping(ctx); err != nil {
+		res.Status, res.DB = "unavailable", "error: "+err.Error()
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, res)
+}
+
+// Stats is the body of /debug/stats.
+type Stats struct {
+	Cache    stats.Snapshot `json:"cache"`
+	HitRatio float64        `json:"hit_ratio"`
+	Origin   struct {
+		Reads  uint64 `json:"reads"`
+		Writes uint64 `json:"writes"`
+	} `json:"origin"`
+}
+
+func (h *Handler) stats(w http.ResponseWriter, _ *http.Request) {
+	var s Stats
+	s.Cache = h.cfg.Cache.Stats()
+	s.HitRatio = s.Cache.HitRatio()
+	s.Origin.Reads, s.Origin.Writes = h.cfg.DB.Queries()
+	writeJSON(w, http.StatusOK, s)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// statusWriter records the status code of a response for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (pprof's
+// profile and trace extend their write deadline through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Run serves h on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, waits up to ShutdownTimeout for requests in flight, and returns.
+// It closes ln. Run returns nil after a clean shutdown.
+func Run(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc // http.ErrServerClosed once Shutdown has begun
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
