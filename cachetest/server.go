@@ -126,6 +126,10 @@ func RunRedis(cfg Config) (*Server, error) {
 	return nil, errors.Join(err, os.RemoveAll(dir))
 }
 
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago, for
+// a server's extra listener (a TLS port, say).
+func FreePort() (int, error) { return freePort() }
+
 // freePort returns a port that was free on 127.0.0.1 a moment ago.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

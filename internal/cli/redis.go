@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/redisstore"
 )
 
 // redisURL is a parsed --redis flag.
@@ -43,12 +44,14 @@ func parseRedisURL(raw string) (*redisURL, error) {
 	return &redisURL{opts: opts, name: fmt.Sprintf("%s://%s/%d", scheme, opts.Addr, opts.DB)}, nil
 }
 
-// connect returns a client and checks that Redis answers within 3 s.
+// connect returns a client and checks that Redis answers within 3 s. Its
+// error says what to check (TLS, credentials, permissions; see
+// redisstore.Store.Ping) and never holds the credentials.
 func (r *redisURL) connect(ctx context.Context) (*redis.Client, error) {
 	c := redis.NewClient(r.opts)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
+	if err := redisstore.New(c, &redisstore.Options{Timeout: 3 * time.Second}).Ping(pctx); err != nil {
 		c.Close()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
