@@ -7,6 +7,7 @@
 //	demo     simulated service instances on a SQLite origin, and a report
 //	serve    the users HTTP service (package internal/demo/server)
 //	inspect  decode an entry stored in Redis
+//	bump     bump a keyspace's runtime version
 //
 // Exit codes: 0 success, 1 a failure at run time (an unreachable server, a
 // missing entry), 2 a usage error (an unknown command or flag, a bad URL),
@@ -49,7 +50,7 @@ type env struct {
 }
 
 func commands() []*command {
-	return []*command{demoCommand(), serveCommand(), inspectCommand()}
+	return []*command{demoCommand(), serveCommand(), inspectCommand(), bumpCommand()}
 }
 
 // usageError is a mistake on the command line: exit code 2.

@@ -60,7 +60,7 @@ func TestHelp(t *testing.T) {
 		{"--help"}, {"-h"}, {"help"},
 		{"demo", "--help"}, {"demo", "-h"}, {"help", "demo"},
 		{"serve", "--help"}, {"serve", "-help"},
-		{"inspect", "--help"},
+		{"inspect", "--help"}, {"bump", "--help"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, stdout, stderr := run(t, args...)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -138,6 +139,26 @@ func testServe(t *testing.T, db string) {
 	code, stdout, stderr = run(t, "inspect", "--redis", rs.URL(), "foreign")
 	if code != ExitFailure || !strings.Contains(stderr, "not a tiercache entry") || !strings.Contains(stdout, "|{}|") {
 		t.Errorf("inspect of foreign bytes: exit code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// bump abandons the keyspace's entries: both instances switch to new
+	// keys and reload from the database.
+	code, stdout, stderr = run(t, "bump", "--redis", rs.URL(), "user")
+	if code != ExitOK || !strings.Contains(stdout, "runtime generation 1") {
+		t.Fatalf("bump: exit code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	for i, base := range []string{a, b} {
+		id := fmt.Sprint(43 + i) // an id only this instance reads
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			getUser(t, base, id, http.StatusOK)
+			if n, _ := rs.Do("EXISTS", "v1+1:user:"+id); n == int64(1) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still reads v1 keys 5 s after bump", base)
+			}
+		}
 	}
 }
 
