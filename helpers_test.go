@@ -23,6 +23,9 @@ import (
 var srv *cachetest.Server
 
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial itself; the tests that kill Redis
+	// would fill the output with them.
+	redis.SetLogger(quietLogger{})
 	var err error
 	srv, err = cachetest.RunRedis(cachetest.Config{})
 	if err != nil {
@@ -190,3 +193,8 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 		runtime.Gosched()
 	}
 }
+
+// quietLogger drops go-redis's own log lines.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

@@ -83,8 +83,11 @@ func TestColdStampedeAcrossFleet(t *testing.T) {
 		acquired += s.LockAcquired
 		contended += s.LockContended
 	}
-	if acquired != 1 || contended != processes-1 {
-		t.Fatalf("locks acquired %d, contended %d; want 1 and %d", acquired, contended, processes-1)
+	// One lock for the load. A waiter polling between the fill and its
+	// message may take the freed lock too, find the value with it and
+	// release it at once: that costs a round trip, never an origin call.
+	if acquired < 1 || contended != processes-1 {
+		t.Fatalf("locks acquired %d, contended %d; want at least 1 and %d", acquired, contended, processes-1)
 	}
 }
 

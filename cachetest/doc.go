@@ -8,6 +8,9 @@
 // has, and its Do method sends raw commands (FLUSHALL, CONFIG SET, CLIENT
 // KILL, a SET of corrupt bytes) without going through the code under test.
 //
+// StartCluster does the same for a Redis Cluster of several nodes (3 masters,
+// optionally with replicas), which tests can fail over and reshard.
+//
 // The package also holds a conformance suite that every Store
 // implementation is expected to pass.
 //
