@@ -269,4 +269,3 @@ func TestCluster(t *testing.T) {
 		})
 	}
 }
-
