@@ -5,11 +5,16 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/redisstore"
 )
 
 const benchKeys = 1 << 10
@@ -111,5 +116,173 @@ func BenchmarkL1HitSerial(b *testing.B) {
 			}
 			i++
 		}
+	})
+}
+
+// BenchmarkL2Hit is a Get answered by Redis (L1 never trusted: L1TTL 1 ns):
+// one round trip and one decode.
+func BenchmarkL2Hit(b *testing.B) {
+	c, err := tiercache.New(&tiercache.Options[user]{
+		Keyspace: tiercache.Keyspace{Name: "bench-l2"},
+		Store:    redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true}), nil),
+		L1TTL:    time.Nanosecond,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for _, id := range benchIDs {
+		c.Get(ctx, id, benchLoad)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := c.Get(ctx, benchIDs[i&(benchKeys-1)], benchLoad); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if s := c.Stats(); s.L2Hits < uint64(b.N) {
+		b.Fatalf("%d L2 hits for %d Gets", s.L2Hits, b.N)
+	}
+}
+
+// BenchmarkMissLoad is a Get of an id in neither tier: GET, TryLock, the
+// loader, the conditional fill and the fill's message.
+func BenchmarkMissLoad(b *testing.B) {
+	c, err := tiercache.New(&tiercache.Options[user]{
+		Keyspace: tiercache.Keyspace{Name: "bench-miss-" + strconv.FormatInt(time.Now().UnixNano(), 36)},
+		Store:    redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true}), nil),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := c.Get(ctx, strconv.Itoa(i), benchLoad); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkGetMany100 is a GetMany of 100 ids, all in Redis and none in L1.
+func BenchmarkGetMany100(b *testing.B) {
+	c, err := tiercache.New(&tiercache.Options[user]{
+		Keyspace: tiercache.Keyspace{Name: "bench-many"},
+		Store:    redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true}), nil),
+		L1TTL:    time.Nanosecond,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	ids := benchIDs[:100]
+	batch := func(ctx context.Context, ids []string) (map[string]user, error) {
+		m := make(map[string]user, len(ids))
+		for _, id := range ids {
+			m[id] = user{ID: id}
+		}
+		return m, nil
+	}
+	c.GetMany(ctx, ids, batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if m, err := c.GetMany(ctx, ids, batch); err != nil || len(m) != 100 {
+			b.Fatal(len(m), err)
+		}
+	}
+}
+
+// plainStore hides everything but the Store methods of a redisstore.Store:
+// no fleet-wide lock, no messages — each process protects the origin with
+// its own single-flight only.
+type plainStore struct{ s *redisstore.Store }
+
+func (p plainStore) Get(ctx context.Context, key string) ([]byte, error) { return p.s.Get(ctx, key) }
+func (p plainStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	return p.s.Set(ctx, key, v, ttl)
+}
+func (p plainStore) Delete(ctx context.Context, keys ...string) error {
+	return p.s.Delete(ctx, keys...)
+}
+
+// BenchmarkHotKeyExpiry counts origin calls when a hot key is missing (it
+// just expired) and 1000 callers over 4 processes want it at once, the
+// loader taking 20 ms: naive cache-aside (every caller loads), per-process
+// single-flight (one load per process) and tiercache's fleet-wide lock.
+// The metric that matters is origin-calls/op.
+func BenchmarkHotKeyExpiry(b *testing.B) {
+	const processes, callers = 4, 1000
+	slowLoad := func(calls *atomic.Int64) tiercache.LoaderFunc[user] {
+		return func(ctx context.Context, id string) (user, error) {
+			calls.Add(1)
+			time.Sleep(20 * time.Millisecond) // the origin's work
+			return user{ID: id}, nil
+		}
+	}
+	run := func(b *testing.B, get func(p int, id string, load tiercache.LoaderFunc[user])) {
+		var calls atomic.Int64
+		load := slowLoad(&calls)
+		i := 0
+		for b.Loop() {
+			id := "hot-" + strconv.Itoa(i) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			i++
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for c := range callers {
+				wg.Go(func() {
+					<-start
+					get(c%processes, id, load)
+				})
+			}
+			close(start)
+			wg.Wait()
+		}
+		b.ReportMetric(float64(calls.Load())/float64(b.N), "origin-calls/op")
+	}
+	b.Run("naive", func(b *testing.B) {
+		// GET, and on a miss every caller loads and SETs.
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+		defer rdb.Close()
+		run(b, func(_ int, id string, load tiercache.LoaderFunc[user]) {
+			ctx := context.Background()
+			if err := rdb.Get(ctx, "naive:"+id).Err(); err == nil {
+				return
+			}
+			u, _ := load(ctx, id)
+			rdb.Set(ctx, "naive:"+id, u.ID, time.Minute)
+		})
+	})
+	fleetOf := func(b *testing.B, locked bool) []*tiercache.Cache[user] {
+		name := "bench-hot-" + strconv.FormatBool(locked) + strconv.FormatInt(time.Now().UnixNano(), 36)
+		var cs []*tiercache.Cache[user]
+		for range processes {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+			var store tiercache.Store = redisstore.New(rdb, nil)
+			if !locked {
+				store = plainStore{store.(*redisstore.Store)}
+			}
+			c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Store: store})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { c.Close(); rdb.Close() })
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	b.Run("per-process-singleflight", func(b *testing.B) {
+		cs := fleetOf(b, false)
+		run(b, func(p int, id string, load tiercache.LoaderFunc[user]) { cs[p].Get(context.Background(), id, load) })
+	})
+	b.Run("tiercache", func(b *testing.B) {
+		cs := fleetOf(b, true)
+		run(b, func(p int, id string, load tiercache.LoaderFunc[user]) { cs[p].Get(context.Background(), id, load) })
 	})
 }
