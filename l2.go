@@ -21,11 +21,23 @@ var errBreakerOpen = errors.New("tiercache: circuit breaker open")
 // caller's, not the tier's: it does not count against the breaker unless the
 // call was the breaker's probe.
 func (c *Cache[V]) l2(ctx context.Context, call func(context.Context) error) error {
+	if err := c.l2Allow(); err != nil {
+		return err
+	}
+	return c.l2Done(ctx, call(ctx))
+}
+
+// l2Allow and l2Done are l2 in two halves, for the hottest calls, which
+// spare the closure l2 takes.
+func (c *Cache[V]) l2Allow() error {
 	if c.brk != nil && !c.brk.Allow(c.now()) {
 		c.record(stats.L2Error)
 		return errBreakerOpen
 	}
-	err := call(ctx)
+	return nil
+}
+
+func (c *Cache[V]) l2Done(ctx context.Context, err error) error {
 	if c.brk != nil {
 		switch {
 		case err == nil:
@@ -100,12 +112,11 @@ func (c *Cache[V]) decode(ctx context.Context, key string, b []byte, now int64, 
 // l2Get reads and decodes key; nil means a miss for any reason. ok is false
 // when the tier failed. report is decode's.
 func (c *Cache[V]) l2Get(ctx context.Context, key string, report bool) (e *entry[V], ok bool) {
-	var b []byte
-	err := c.l2(ctx, func(ctx context.Context) (err error) {
-		b, err = c.store.Get(ctx, key)
-		return err
-	})
-	if err != nil {
+	if c.l2Allow() != nil {
+		return nil, false
+	}
+	b, err := c.store.Get(ctx, key)
+	if c.l2Done(ctx, err) != nil {
 		return nil, false
 	}
 	if b == nil {

@@ -56,7 +56,7 @@ type Group[V any] struct {
 	calls  map[string]*Call[V]
 	closed bool
 	stop   context.Context // done once Close is called
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // functions started by Do
 }
 
@@ -168,24 +168,40 @@ func (g *Group[V]) ForgetAll() {
 // from ctx's cancellation but keeping its values, bounded by g.Timeout, and
 // cancelled by Close. The caller must call the returned cancel function.
 func (g *Group[V]) Context(ctx context.Context) (context.Context, context.CancelFunc) {
-	g.mu.Lock()
-	if g.stop == nil {
-		g.stop, g.cancel = context.WithCancel(context.Background())
-	}
-	stop := g.stop
-	g.mu.Unlock()
-
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	unhook := context.AfterFunc(stop, func() { cancel(ErrClosed) })
-	cancelTimeout := context.CancelFunc(func() {})
+	d := detached{Context: g.stopContext(), values: ctx}
 	if g.Timeout > 0 {
-		ctx, cancelTimeout = context.WithTimeout(ctx, g.Timeout)
+		return context.WithTimeout(d, g.Timeout)
 	}
-	return ctx, func() {
-		cancelTimeout()
-		unhook()
-		cancel(context.Canceled)
+	return d, func() {}
+}
+
+// stopContext returns the context Close cancels (with cause ErrClosed).
+func (g *Group[V]) stopContext() context.Context {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stop == nil {
+		g.stop, g.cancel = context.WithCancelCause(context.Background())
 	}
+	return g.stop
+}
+
+// detached has the values of one context (a caller's) and the cancellation
+// of another (the group's): context.WithoutCancel and Close's cancellation
+// in one allocation, where WithoutCancel, WithCancelCause and AfterFunc took
+// five. Value asks the group's context first: it holds no values of its own
+// (it derives from Background), only the context package's own lookup of the
+// cancelCtx behind Done, which must find the group's so that Cause and
+// derived contexts see the right cancellation.
+type detached struct {
+	context.Context                 // the group's: Deadline, Done, Err
+	values          context.Context // the caller's: Value
+}
+
+func (d detached) Value(key any) any {
+	if v := d.Context.Value(key); v != nil {
+		return v
+	}
+	return d.values.Value(key)
 }
 
 // Go runs fn in a goroutine the group owns, with Context(ctx): Close
@@ -238,13 +254,11 @@ func run[V any](ctx context.Context, fn func(context.Context) (V, error)) (v V, 
 // Close cancels the context of every function Do started, waits for them to
 // return, and makes later calls of Do fail with ErrClosed.
 func (g *Group[V]) Close() {
+	g.stopContext()
 	g.mu.Lock()
 	g.closed = true
-	if g.stop == nil {
-		g.stop, g.cancel = context.WithCancel(context.Background())
-	}
 	cancel := g.cancel
 	g.mu.Unlock()
-	cancel()
+	cancel(ErrClosed)
 	g.wg.Wait()
 }

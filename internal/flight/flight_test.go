@@ -280,9 +280,15 @@ func TestCloseCancelsAndWaits(t *testing.T) {
 	var g Group[int]
 	started := make(chan struct{})
 	var returned atomic.Bool
+	var cause atomic.Value
 	go g.Do(t.Context(), "k", func(ctx context.Context) (int, error) {
 		close(started)
 		<-ctx.Done()
+		// A context derived from the detached one sees the same cause.
+		child, cancel := context.WithCancel(ctx)
+		defer cancel()
+		<-child.Done()
+		cause.Store(context.Cause(child))
 		returned.Store(true)
 		return 0, ctx.Err()
 	})
@@ -290,6 +296,9 @@ func TestCloseCancelsAndWaits(t *testing.T) {
 	g.Close()
 	if !returned.Load() {
 		t.Fatal("Close returned before the running function")
+	}
+	if got := cause.Load(); got != ErrClosed {
+		t.Fatalf("Cause of the function's context after Close = %v, want ErrClosed", got)
 	}
 	if _, _, err := g.Do(t.Context(), "k", func(context.Context) (int, error) { return 1, nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Do after Close = %v, want ErrClosed", err)
