@@ -188,7 +188,9 @@ func (c *Cache[V]) fetchMany(ctx context.Context, lead []led[V], load BatchLoade
 			c.warn(ctx, "tiercache: GetMany panicked", lead[0].key, fmt.Errorf("%v", r))
 		}
 		for i := range lead { // no waiter is left hanging
-			finish(&lead[i], fetched[V]{}, fmt.Errorf("tiercache: batch load ended without a result: %v", r))
+			if lead[i].step != finished {
+				finish(&lead[i], fetched[V]{}, fmt.Errorf("tiercache: batch load ended without a result: %v", r))
+			}
 		}
 	}()
 	one := single(load)
