@@ -211,12 +211,9 @@ func TestClusterFailover(t *testing.T) {
 	if replica == "" {
 		t.Fatalf("no node of %v reports ROLE slave of %s", addrs[3:], master)
 	}
-	if _, err := c.Node(master).Do("SET", key, value); err != nil {
-		t.Fatalf("SET on %s: %v", master, err)
-	}
-	if got, err := c.Node(master).Do("WAIT", "1", "1000"); err != nil || got != int64(1) {
-		t.Fatalf("WAIT 1 1000 on %s = %#v, %v; want int64(1), nil", master, got, err)
-	}
+	// SET and WAIT on one connection: WAIT counts the acknowledgements of
+	// its own connection's writes.
+	setAndWait(t, c.Node(master), key, value)
 
 	if err := c.Failover(master); err != nil {
 		t.Fatalf("Failover(%s): %v", master, err)

@@ -9,7 +9,9 @@
 // KILL, a SET of corrupt bytes) without going through the code under test.
 //
 // StartCluster does the same for a Redis Cluster of several nodes (3 masters,
-// optionally with replicas), which tests can fail over and reshard.
+// optionally with replicas), which tests can fail over and reshard, and
+// StartSentinel for a master, its replicas and the sentinels watching them,
+// which tests can fail over.
 //
 // The package also holds a conformance suite that every Store
 // implementation is expected to pass.
