@@ -111,9 +111,15 @@ func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev
 	if load == nil {
 		return c.fail(nil, result{stats.Error, stats.None}, ErrNilLoader)
 	}
-	f, shared, err := c.loads.Do(ctx, id, func(ctx context.Context) (fetched[V], error) {
-		return c.fetch(ctx, id, load, prev)
-	})
+	call, leader := c.loads.Join(id)
+	if call == nil {
+		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
+	}
+	if leader {
+		c.lead(ctx, id, call, load, prev)
+	}
+	f, err := call.Wait(ctx)
+	shared := !leader
 	if err != nil {
 		return c.degrade(ctx, id, prev, err)
 	}

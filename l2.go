@@ -154,7 +154,11 @@ func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) wr
 	ok := false
 	err = c.l2(ctx, func(ctx context.Context) (err error) {
 		if token != "" {
-			ok, err = c.locker.Fill(ctx, key, token, b, ttl)
+			op := FillOp{Key: key, Token: token, Value: b, TTL: ttl}
+			if c.bcast != nil {
+				op.Channel, op.Message = c.channel, c.message(opChanged, key)
+			}
+			ok, err = c.locker.Fill(ctx, op)
 			return err
 		}
 		err = c.store.Set(ctx, key, b, ttl)

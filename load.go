@@ -12,7 +12,7 @@ import (
 	"github.com/tiercache/tiercache/stats"
 )
 
-// fetch is the shared part of a miss, run once per id at a time in this
+// lead is the shared part of a miss, run once per id at a time in this
 // process (see Cache.loads) with a context detached from the callers'. It
 // reads the shared tier, and if that has nothing usable, rebuilds.
 //
@@ -29,21 +29,50 @@ import (
 //  4. A died holding the lock: B waits at most LockWait, reads nothing,
 //     takes the lock (expired by then, LockWait defaulting to LockTTL) and
 //     loads itself.
-func (c *Cache[V]) fetch(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (fetched[V], error) {
+//
+// The leader reads the shared tier on its own goroutine (most misses in L1
+// are hits there, and a goroutine with its stack costs about as much as the
+// decoding); only a rebuild goes to a goroutine of its own, detached, so
+// that callers can stop waiting at their deadlines. The read is bounded by
+// the store's timeout and done with a context detached from the leader's, as
+// its result is shared: a leader that gives up during it returns when it
+// ends.
+func (c *Cache[V]) lead(ctx context.Context, id string, call *flight.Call[fetched[V]], load LoaderFunc[V], prev *entry[V]) {
 	key := c.Key(id)
 	ep := c.epochOf(id)
 	if c.store != nil {
-		e, ok := c.l2Get(ctx, key, true)
-		if !ok && prev != nil && prev.state(c.now()) != expired {
-			// The shared tier failed: this process's copy is the best answer.
-			return c.served(ctx, id, load, prev, stats.L1), nil
-		}
-		if e != nil && e.state(c.now()) != expired {
-			c.keep(id, e, ep)
-			return c.served(ctx, id, load, e, stats.L2), nil
+		rctx, cancel := c.loads.Context(ctx)
+		f, ok, err := c.readL2(rctx, id, key, load, prev, ep)
+		cancel()
+		if ok || err != nil {
+			c.loads.Finish(id, call, f, err)
+			return
 		}
 	}
-	return c.rebuild(ctx, id, key, load, ep, prev)
+	c.loads.Lead(ctx, id, call, func(ctx context.Context) (fetched[V], error) {
+		return c.rebuild(ctx, id, key, load, ep, prev)
+	})
+}
+
+// readL2 is the first step of a miss: the shared tier's entry if it has a
+// usable one (ok), or this process's own if the tier failed. A panic (in a
+// Store or Codec of the user's) is the call's error, not the process's end.
+func (c *Cache[V]) readL2(ctx context.Context, id, key string, load LoaderFunc[V], prev *entry[V], ep epoch) (f fetched[V], ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok, err = fetched[V]{}, false, &flight.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	e, tierOK := c.l2Get(ctx, key, true)
+	if !tierOK && prev != nil && prev.state(c.now()) != expired {
+		// The shared tier failed: this process's copy is the best answer.
+		return c.served(ctx, id, load, prev, stats.L1), true, nil
+	}
+	if e != nil && e.state(c.now()) != expired {
+		c.keep(id, e, ep)
+		return c.served(ctx, id, load, e, stats.L2), true, nil
+	}
+	return fetched[V]{}, false, nil
 }
 
 // served answers with an entry found in a tier; a stale one starts a refresh.
@@ -224,7 +253,9 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 	if fill {
 		switch c.write(ctx, key, token, e) {
 		case stored:
-			c.publish(ctx, opChanged, key)
+			if token == "" { // a conditional fill announced itself
+				c.publish(ctx, opChanged, key)
+			}
 		case refused:
 			// A Set or Delete since the lock was taken means the value may
 			// predate it (or the lock was never ours). Serve it to the

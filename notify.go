@@ -38,10 +38,15 @@ func (c *Cache[V]) publish(ctx context.Context, op byte, keys ...string) {
 	if c.bcast == nil || len(keys) == 0 {
 		return
 	}
-	msg := string(op) + " " + c.instance + " " + strings.Join(keys, "\n")
+	msg := c.message(op, keys...)
 	if err := c.l2(ctx, func(ctx context.Context) error { return c.bcast.Publish(ctx, c.channel, msg) }); err != nil {
 		c.warn(ctx, "tiercache: invalidation message not sent", keys[0], err)
 	}
+}
+
+// message returns the message of op about keys.
+func (c *Cache[V]) message(op byte, keys ...string) string {
+	return string(op) + " " + c.instance + " " + strings.Join(keys, "\n")
 }
 
 // subscribeWait bounds how long New waits for the subscription's first Up or

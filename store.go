@@ -38,11 +38,12 @@ type Locker interface {
 	// returns, in the same round trip, the bytes currently stored under key
 	// (nil when there are none), so a caller can see a fill that raced it.
 	TryLock(ctx context.Context, key, token string, ttl time.Duration) (acquired bool, current []byte, err error)
-	// Fill stores value under key for ttl only if token still holds key's
-	// lock, and releases the lock, in one atomic step. It reports whether the
+	// Fill stores op.Value under op.Key for op.TTL only if op.Token still
+	// holds the key's lock, releases the lock and, if op.Channel is set,
+	// publishes op.Message on it, in one atomic step. It reports whether the
 	// value was stored: false means the lock expired or a Set or Delete
 	// cancelled it, and the value may be older than what the origin holds.
-	Fill(ctx context.Context, key, token string, value []byte, ttl time.Duration) (bool, error)
+	Fill(ctx context.Context, op FillOp) (bool, error)
 	// Unlock releases key's lock if token still holds it.
 	Unlock(ctx context.Context, key, token string) error
 }
@@ -83,9 +84,12 @@ type BatchLocker interface {
 	FillMulti(ctx context.Context, ops []FillOp) (stored []bool, err error)
 }
 
-// FillOp is one conditional fill of BatchLocker.FillMulti.
+// FillOp is a conditional fill (Locker.Fill, BatchLocker.FillMulti).
 type FillOp struct {
 	Key, Token string
 	Value      []byte
 	TTL        time.Duration
+	// Channel, if set, receives Message when the value is stored, in the
+	// same step: the fill's announcement costs no round trip of its own.
+	Channel, Message string
 }

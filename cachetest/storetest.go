@@ -156,13 +156,13 @@ func testLocker(t *testing.T, newStore func(t *testing.T) tiercache.Store) {
 		if got, _, _ := l.TryLock(ctx, k, "A", time.Minute); !got {
 			t.Fatal("TryLock failed on a free key")
 		}
-		if ok, err := l.Fill(ctx, k, "B", []byte("intruder"), time.Minute); ok || err != nil {
+		if ok, err := l.Fill(ctx, tiercache.FillOp{Key: k, Token: "B", Value: []byte("intruder"), TTL: time.Minute}); ok || err != nil {
 			t.Fatalf("Fill with another token = %v, %v; want false, nil", ok, err)
 		}
 		if b, _ := s.Get(ctx, k); b != nil {
 			t.Fatalf("refused Fill stored %q", b)
 		}
-		if ok, err := l.Fill(ctx, k, "A", []byte("v1"), time.Minute); !ok || err != nil {
+		if ok, err := l.Fill(ctx, tiercache.FillOp{Key: k, Token: "A", Value: []byte("v1"), TTL: time.Minute}); !ok || err != nil {
 			t.Fatalf("Fill with the token = %v, %v; want true, nil", ok, err)
 		}
 		if got := mustGet(t, s, k); got != "v1" {
@@ -173,7 +173,7 @@ func testLocker(t *testing.T, newStore func(t *testing.T) tiercache.Store) {
 			t.Fatal("lock still held after Fill")
 		}
 		// A second Fill with the spent token is refused.
-		if ok, _ := l.Fill(ctx, k, "A", []byte("again"), time.Minute); ok {
+		if ok, _ := l.Fill(ctx, tiercache.FillOp{Key: k, Token: "A", Value: []byte("again"), TTL: time.Minute}); ok {
 			t.Fatal("Fill with a spent token stored")
 		}
 	})
@@ -189,7 +189,7 @@ func testLocker(t *testing.T, newStore func(t *testing.T) tiercache.Store) {
 			} else if err := s.Delete(ctx, k); err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := l.Fill(ctx, k, "A", []byte("old"), time.Minute); ok || err != nil {
+			if ok, err := l.Fill(ctx, tiercache.FillOp{Key: k, Token: "A", Value: []byte("old"), TTL: time.Minute}); ok || err != nil {
 				t.Fatalf("Fill after %s = %v, %v; want false, nil", cancel, ok, err)
 			}
 			want := "new"

@@ -242,22 +242,32 @@ func (s *Store) TryLock(ctx context.Context, key, token string, ttl time.Duratio
 	return acquired, cur, nil
 }
 
-// fillScript stores the value only if the token still holds the lock, and
-// releases the lock, atomically.
+// fillScript stores the value only if the token still holds the lock,
+// releases the lock and announces the fill (when a channel is given),
+// atomically. PUBLISH takes no key, so the script stays within the value
+// key's slot on a cluster.
 var fillScript = redis.NewScript(`
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
+  if ARGV[4] ~= '' then
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+  end
   return 1
 end
 return 0`)
 
-// Fill stores value under key for ttl only if token still holds key's lock,
-// and releases the lock.
-func (s *Store) Fill(ctx context.Context, key, token string, value []byte, ttl time.Duration) (bool, error) {
+func fillArgs(op tiercache.FillOp) ([]string, []any) {
+	return []string{op.Key, LockKey(op.Key)}, []any{op.Token, op.Value, pxOf(op.TTL), op.Channel, op.Message}
+}
+
+// Fill stores op.Value under op.Key only if op.Token still holds the key's
+// lock, releases the lock and publishes op.Message on op.Channel if set.
+func (s *Store) Fill(ctx context.Context, op tiercache.FillOp) (bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := fillScript.Run(ctx, s.cmd, []string{key, LockKey(key)}, token, value, pxOf(ttl)).Int()
+	keys, args := fillArgs(op)
+	n, err := fillScript.Run(ctx, s.cmd, keys, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("redisstore: fill: %w", err)
 	}
@@ -322,7 +332,8 @@ func (s *Store) FillMulti(ctx context.Context, ops []tiercache.FillOp) ([]bool, 
 	cmds := make([]*redis.Cmd, len(ops))
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, op := range ops {
-			cmds[i] = fillScript.Eval(ctx, p, []string{op.Key, LockKey(op.Key)}, op.Token, op.Value, pxOf(op.TTL))
+			keys, args := fillArgs(op)
+			cmds[i] = fillScript.Eval(ctx, p, keys, args...)
 		}
 		return nil
 	})

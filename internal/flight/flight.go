@@ -99,7 +99,7 @@ func (g *Group[V]) Do(ctx context.Context, key string, fn func(context.Context) 
 		return zero, false, ErrClosed
 	}
 	if leader {
-		g.start(ctx, key, c, fn)
+		g.Lead(ctx, key, c, fn)
 	}
 	v, err = c.Wait(ctx)
 	return v, !leader, err
@@ -209,13 +209,9 @@ func (d detached) Value(key any) any {
 // taken with Join runs their shared work. It reports false, without running
 // fn, after Close.
 func (g *Group[V]) Go(ctx context.Context, fn func(context.Context)) bool {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
+	if !g.add() {
 		return false
 	}
-	g.wg.Add(1)
-	g.mu.Unlock()
 	fctx, cancel := g.Context(ctx)
 	go func() {
 		defer g.wg.Done()
@@ -225,19 +221,51 @@ func (g *Group[V]) Go(ctx context.Context, fn func(context.Context)) bool {
 	return true
 }
 
-func (g *Group[V]) start(ctx context.Context, key string, c *Call[V], fn func(context.Context) (V, error)) {
-	started := g.Go(ctx, func(ctx context.Context) {
+// Lead runs fn for the call c of key, which the caller leads (see Join),
+// with Context(ctx), and finishes c with its result. fn runs in a new
+// goroutine, so that the caller can stop waiting at its own deadline while
+// the others get the result; but when ctx can never end (ctx.Done() is nil,
+// as for context.Background), the caller could not stop waiting anyway, and
+// fn runs on the caller's goroutine, sparing a goroutine and its stack.
+// Either way a panic or runtime.Goexit in fn becomes the call's error, and
+// Close cancels fn and waits for it.
+func (g *Group[V]) Lead(ctx context.Context, key string, c *Call[V], fn func(context.Context) (V, error)) {
+	body := func(ctx context.Context) {
 		// If fn calls runtime.Goexit, the assignment below never happens and
 		// the deferred Finish hands ErrGoexit to the waiters.
 		var v V
 		err := ErrGoexit
 		defer func() { g.Finish(key, c, v, err) }()
 		v, err = run(ctx, fn)
-	})
-	if !started {
+	}
+	if ctx.Done() == nil {
+		if !g.add() {
+			var zero V
+			g.Finish(key, c, zero, ErrClosed)
+			return
+		}
+		defer g.wg.Done()
+		fctx, cancel := g.Context(ctx)
+		defer cancel()
+		body(fctx)
+		return
+	}
+	if !g.Go(ctx, body) {
 		var zero V
 		g.Finish(key, c, zero, ErrClosed)
 	}
+}
+
+// add counts a function about to run in the group's lifetime, unless the
+// group is closed.
+func (g *Group[V]) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
 }
 
 // run calls fn and turns a panic in it into a *PanicError.

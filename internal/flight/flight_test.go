@@ -3,7 +3,9 @@ package flight
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,7 +53,7 @@ func TestDoDupSuppress(t *testing.T) {
 		wg.Go(func() {
 			c, leader := g.Join("key")
 			if leader {
-				g.start(t.Context(), "key", c, fn)
+				g.Lead(t.Context(), "key", c, fn)
 			}
 			joined.Done()
 			v, err := c.Wait(t.Context())
@@ -124,7 +126,7 @@ func TestPanicBecomesErrorForEveryWaiter(t *testing.T) {
 		wg.Go(func() {
 			c, leader := g.Join("k")
 			if leader {
-				g.start(t.Context(), "k", c, func(context.Context) (int, error) {
+				g.Lead(t.Context(), "k", c, func(context.Context) (int, error) {
 					<-release
 					panic("boom")
 				})
@@ -202,6 +204,9 @@ func TestWaiterHonoursOwnContext(t *testing.T) {
 		}
 		other <- v
 	}()
+	for g.Joined("k") == 0 { // the other caller has joined the call
+		runtime.Gosched()
+	}
 	cancelLeader()
 	if err := <-leaderDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled caller got %v, want context.Canceled", err)
@@ -302,5 +307,37 @@ func TestCloseCancelsAndWaits(t *testing.T) {
 	}
 	if _, _, err := g.Do(t.Context(), "k", func(context.Context) (int, error) { return 1, nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Do after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestLeadInline: a leader whose context cannot end runs fn on its own
+// goroutine (no goroutine spared for nothing), with the same guarantees:
+// values kept, a panic turned into an error, Close waited for.
+func TestLeadInline(t *testing.T) {
+	var g Group[string]
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "v")
+	// On the caller's goroutine, the stack goes down to the test runner.
+	onCaller := func() bool {
+		buf := make([]byte, 64<<10)
+		return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "testing.tRunner")
+	}
+	v, _, err := g.Do(ctx, "k", func(ctx context.Context) (string, error) {
+		return fmt.Sprint(onCaller(), ctx.Value(key{})), nil
+	})
+	if v != "truev" || err != nil {
+		t.Fatalf("Do with a context that cannot end = %q, %v; want fn inline with the values", v, err)
+	}
+	_, _, err = g.Do(context.Background(), "k", func(context.Context) (string, error) { panic("inline boom") })
+	var pe *PanicError
+	if !errors.As(err, &pe) || pe.Value != "inline boom" {
+		t.Fatalf("inline panic gave %v, want a *PanicError", err)
+	}
+	// With a context that can end, fn runs elsewhere.
+	v, _, _ = g.Do(t.Context(), "k", func(ctx context.Context) (string, error) {
+		return fmt.Sprint(onCaller()), nil
+	})
+	if v != "false" {
+		t.Fatal("fn ran on the caller's goroutine though the caller could give up")
 	}
 }
