@@ -119,18 +119,24 @@ func BenchmarkL1HitSerial(b *testing.B) {
 	})
 }
 
-// BenchmarkL2Hit is a Get answered by Redis (L1 never trusted: L1TTL 1 ns):
-// one round trip and one decode.
-func BenchmarkL2Hit(b *testing.B) {
+// redisCache returns a cache of keyspace name on srv, closed with the
+// benchmark; l1TTL 1 ns keeps L1 from answering (the coarse clock aside).
+func redisCache(b *testing.B, name string, l1TTL time.Duration) *tiercache.Cache[user] {
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	c, err := tiercache.New(&tiercache.Options[user]{
-		Keyspace: tiercache.Keyspace{Name: "bench-l2"},
-		Store:    redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true}), nil),
-		L1TTL:    time.Nanosecond,
+		Keyspace: tiercache.Keyspace{Name: name}, Store: redisstore.New(rdb, nil), L1TTL: l1TTL,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { c.Close(); rdb.Close() })
+	return c
+}
+
+// BenchmarkL2Hit is a Get answered by Redis (L1 never trusted: L1TTL 1 ns):
+// one round trip and one decode.
+func BenchmarkL2Hit(b *testing.B) {
+	c := redisCache(b, "bench-l2", time.Nanosecond)
 	ctx := context.Background()
 	for _, id := range benchIDs {
 		c.Get(ctx, id, benchLoad)
@@ -151,14 +157,7 @@ func BenchmarkL2Hit(b *testing.B) {
 // BenchmarkMissLoad is a Get of an id in neither tier: GET, TryLock, the
 // loader, the conditional fill and the fill's message.
 func BenchmarkMissLoad(b *testing.B) {
-	c, err := tiercache.New(&tiercache.Options[user]{
-		Keyspace: tiercache.Keyspace{Name: "bench-miss-" + strconv.FormatInt(time.Now().UnixNano(), 36)},
-		Store:    redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true}), nil),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := redisCache(b, "bench-miss-"+strconv.FormatInt(time.Now().UnixNano(), 36), 0)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -174,15 +173,7 @@ func BenchmarkMissLoad(b *testing.B) {
 // (L1TTL 1 ns, and each id asked again only 50 calls later, after the
 // coarse clock has moved).
 func BenchmarkGetMany100(b *testing.B) {
-	c, err := tiercache.New(&tiercache.Options[user]{
-		Keyspace: tiercache.Keyspace{Name: "bench-many"},
-		Store:    redisstore.New(redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true}), nil),
-		L1TTL:    time.Nanosecond,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := redisCache(b, "bench-many", time.Nanosecond)
 	ctx := context.Background()
 	const windows = 50
 	ids := make([][]string, windows)

@@ -94,35 +94,7 @@ func TestCluster(t *testing.T) {
 	}
 
 	t.Run("ColdStampede", func(t *testing.T) {
-		const processes, callers = 4, 400
-		caches := fleetOn(t, processes, tiercache.Options[user]{})
-		db := newOrigin("hot")
-		db.delay = make(chan struct{})
-		db.started = make(chan string, callers)
-		var wg sync.WaitGroup
-		var failed atomic.Int64
-		for i := range callers {
-			c := caches[i%processes]
-			wg.Go(func() {
-				if u, err := c.Get(t.Context(), "hot", db.load); err != nil || u.ID != "hot" {
-					failed.Add(1)
-				}
-			})
-		}
-		<-db.started
-		waitUntil(t, func() bool {
-			joined, waiting := 0, 0
-			for _, c := range caches {
-				joined += tiercache.Joined(c, "hot")
-				waiting += int(c.Stats().LockWaits)
-			}
-			return joined == callers-processes && waiting == processes-1
-		}, "every caller to wait for the one load")
-		close(db.delay)
-		wg.Wait()
-		if failed.Load() != 0 || db.calls.Load() != 1 {
-			t.Fatalf("%d callers failed, origin called %d times; want 0 and 1", failed.Load(), db.calls.Load())
-		}
+		coldStampede(t, fleetOn(t, 4, tiercache.Options[user]{}), 400)
 	})
 
 	t.Run("StaleOneRefresh", func(t *testing.T) {

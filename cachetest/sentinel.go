@@ -180,9 +180,9 @@ func (s *Sentinel) launch(bin, prefix string, start func(*Server) (*process, err
 	return nil, err
 }
 
-// startSentinel runs sn as a sentinel of the first data node. It cannot use
-// Server.start: a sentinel's config file must be its first argument, and
-// writable, since the sentinel rewrites it with what it learns.
+// startSentinel runs sn as a sentinel of the first data node. A sentinel's
+// config file must be its first argument, and writable, since the sentinel
+// rewrites it with what it learns.
 func (s *Sentinel) startSentinel(sn *Server, quorum int) (*process, error) {
 	logPath, conf := filepath.Join(sn.dir, logName), filepath.Join(sn.dir, "sentinel.conf")
 	text := fmt.Sprintf("port %[1]d\nbind 127.0.0.1\nprotected-mode no\ndaemonize no\ndir %[2]q\nlogfile %[3]q\n"+
@@ -192,29 +192,7 @@ func (s *Sentinel) startSentinel(sn *Server, quorum int) (*process, error) {
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, fmt.Errorf("cachetest: %w", err)
 	}
-	// A fresh log per attempt, so that waitReady reads this run's alone; as
-	// with Server.start, stdout and stderr go there too.
-	out, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("cachetest: %w", err)
-	}
-	defer out.Close()
-	cmd := exec.Command(sn.bin, conf, "--sentinel")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("cachetest: start redis-server --sentinel: %w", err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := sn.waitReady(p); err != nil {
-		p.kill(false)
-		return nil, err
-	}
-	return p, nil
+	return sn.launch([]string{conf, "--sentinel"})
 }
 
 // MasterName returns the name the sentinels monitor the master under.

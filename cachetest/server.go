@@ -254,6 +254,22 @@ func (s *Server) FlushAll() error {
 // start runs redis-server on s.port and waits until it answers. It is called
 // with s.mu held, or before s is shared.
 func (s *Server) start() (*process, error) {
+	return s.launch(append([]string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+		"--logfile", filepath.Join(s.dir, logName),
+		"--daemonize", "no",
+		"--protected-mode", "no",
+	}, s.args...))
+}
+
+// launch runs s.bin with args, its output going to the log in s.dir, and
+// waits until the process answers on s's port. Sentinels use it too, with
+// their config file as first argument.
+func (s *Server) launch(args []string) (*process, error) {
 	logPath := filepath.Join(s.dir, logName)
 	// redis-server writes its log to logPath, but reports bad arguments on
 	// stderr before it opens the log: send stdout and stderr there too.
@@ -266,16 +282,6 @@ func (s *Server) start() (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cachetest: %w", err)
 	}
-	args := append([]string{
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--logfile", logPath,
-		"--daemonize", "no",
-		"--protected-mode", "no",
-	}, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()

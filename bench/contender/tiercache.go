@@ -3,10 +3,10 @@ package contender
 import (
 	"context"
 
-	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/codec/gojson"
 	"github.com/tiercache/tiercache/bench/workload"
 	"github.com/tiercache/tiercache/redisstore"
 )
@@ -23,28 +23,11 @@ func newTiercache(ctx context.Context, cfg Config) (Cache, error) {
 	return openTiercache(ctx, cfg, nil)
 }
 
+// newTiercacheGoJSON is tiercache with the codec/gojson codec: the same
+// JSON bytes as the default codec, produced and parsed faster.
 func newTiercacheGoJSON(ctx context.Context, cfg Config) (Cache, error) {
-	return openTiercache(ctx, cfg, goJSONCodec{})
+	return openTiercache(ctx, cfg, gojson.New[workload.Record]())
 }
-
-// goJSONCodec is a tiercache.Codec with goccy/go-json: the same JSON bytes
-// as the default codec, produced and parsed faster.
-type goJSONCodec struct{}
-
-// ID is outside the 1-63 range tiercache reserves for its own codecs.
-func (goJSONCodec) ID() byte { return 64 }
-
-func (goJSONCodec) Append(dst []byte, v workload.Record) ([]byte, error) {
-	b, err := gojson.Marshal(&v)
-	if err != nil {
-		return dst, err
-	}
-	return append(dst, b...), nil
-}
-
-func (goJSONCodec) Decode(data []byte, v *workload.Record) error { return gojson.Unmarshal(data, v) }
-
-var _ tiercache.Codec[workload.Record] = goJSONCodec{}
 
 // openTiercache opens tiercache with codec, or its default codec if nil.
 func openTiercache(_ context.Context, cfg Config, codec tiercache.Codec[workload.Record]) (Cache, error) {
