@@ -6,8 +6,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/codec/gojson"
 	"github.com/tiercache/tiercache/bench/workload"
+	"github.com/tiercache/tiercache/codec/gojson"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
