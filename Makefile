@@ -1,6 +1,7 @@
 # make test: everything CI runs. It installs redis-server if it is missing
 # (as root, with apt-get) or says what to install, then vets and runs every
-# test with the race detector.
+# test with the race detector, and the bench module's adapter tests (so that
+# a broken contender cannot produce fast-but-wrong numbers).
 
 GO ?= go
 
@@ -8,6 +9,7 @@ GO ?= go
 
 test: redis vet
 	$(GO) test -race -timeout 20m ./...
+	cd bench && $(GO) vet ./... && $(GO) test -timeout 10m ./...
 
 # check is the quick loop: no race detector.
 check: redis vet
