@@ -46,6 +46,9 @@ type Cache[V any] struct {
 	counter  *stats.Counter
 	recorder stats.Recorder // user's, or nil
 	logger   *slog.Logger   // nil: silent
+	// observed is set when a Recorder or a Get hook wants every request
+	// measured: the L1 hit path reads this one flag instead of both.
+	observed bool
 
 	coarse  *otter.CoarseClock // the clock, unless testNow is set
 	testNow func() time.Time
@@ -106,6 +109,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		counter:  stats.NewCounter(),
 		recorder: cfg.Recorder,
 		logger:   cfg.Logger,
+		observed: cfg.Recorder != nil || cfg.Hooks.Get != nil,
 		seed:     maphash.MakeSeed(),
 		instance: newToken(),
 		channel:  channelOf(cfg.Prefix, cfg.Keyspace.Name),

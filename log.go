@@ -12,7 +12,7 @@ import (
 // reported beyond the counters: to a Debug log record or a Recorder. When it
 // is false, Get pays for neither the clock reads nor the record.
 func (c *Cache[V]) observing(ctx context.Context) bool {
-	return c.recorder != nil || c.cfg.Hooks.Get != nil || (c.logger != nil && c.logger.Enabled(ctx, slog.LevelDebug))
+	return c.observed || (c.logger != nil && c.logger.Enabled(ctx, slog.LevelDebug))
 }
 
 // getObserved is Get with the request measured, recorded, logged and hooked.
