@@ -36,9 +36,10 @@ redis:
 	fi
 	@redis-server --version
 
-# lint runs staticcheck at a pinned version.
+# lint runs staticcheck at a pinned version, on both modules.
 lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	cd bench && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # fuzz runs the envelope decoder's fuzzer for a while.
 fuzz:
