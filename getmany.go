@@ -98,7 +98,8 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 		}
 		waits = append(waits, waiting[V]{id, call, prev, !leader})
 		if leader {
-			lead = append(lead, led[V]{id: id, key: c.Key(id), call: call, prev: prev, ep: c.epochOf(id)})
+			ep := c.epochOf(id) // before the key: see Cache.lead
+			lead = append(lead, led[V]{id: id, key: c.Key(id), call: call, prev: prev, ep: ep})
 		}
 	}
 	if len(lead) > 0 && !c.loads.Go(ctx, func(ctx context.Context) { c.fetchMany(ctx, lead, load) }) {

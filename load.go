@@ -38,8 +38,11 @@ import (
 // its result is shared: a leader that gives up during it returns when it
 // ends.
 func (c *Cache[V]) lead(ctx context.Context, id string, call *flight.Call[fetched[V]], load LoaderFunc[V], prev *entry[V]) {
-	key := c.Key(id)
+	// The epoch before the key: a version switch (which swaps the keyspace,
+	// then bumps the epochs) cannot then let a value read under the old key
+	// into L1.
 	ep := c.epochOf(id)
+	key := c.Key(id)
 	if c.store != nil {
 		rctx, cancel := c.loads.Context(ctx)
 		f, ok, err := c.readL2(rctx, id, key, load, prev, ep)
@@ -394,8 +397,11 @@ func (c *Cache[V]) refresh(ctx context.Context, id string, load LoaderFunc[V], e
 // lock (another process holding it is refreshing already), and only if the
 // shared tier does not hold a fresher value than ours already.
 func (c *Cache[V]) refreshNow(ctx context.Context, id string, load LoaderFunc[V]) {
-	key := c.Key(id)
+	// The epoch before the key: a version switch (which swaps the keyspace,
+	// then bumps the epochs) cannot then let a value read under the old key
+	// into L1.
 	ep := c.epochOf(id)
+	key := c.Key(id)
 	token := ""
 	fill := c.store != nil
 	if c.locker != nil {

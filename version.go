@@ -107,7 +107,11 @@ func (c *Cache[V]) loadGeneration(ctx context.Context) {
 }
 
 // useGeneration switches to generation gen if it is newer than the one in
-// use, and flushes L1 (and the L1 claims of loads in flight).
+// use, and flushes L1 (and the L1 claims of loads in flight). The keyspace
+// is swapped before the flush: a load notes its epoch before it reads the
+// keyspace, so one that read the old keyspace noted an epoch the flush
+// makes stale, and its value never enters L1. Until the flush, which
+// follows at once, L1 may still answer with an entry of the old version.
 func (c *Cache[V]) useGeneration(gen int64) {
 	for {
 		cur := c.ks.Load()
