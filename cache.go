@@ -54,7 +54,8 @@ type Cache[V any] struct {
 	testNow func() time.Time
 
 	ks       atomic.Pointer[keyspace]
-	instance string // identifies this cache in broadcast messages
+	genMu    sync.Mutex // serializes version switches (useGeneration)
+	instance string     // identifies this cache in broadcast messages
 	channel  string
 
 	// Invalidation epochs: a load notes the epoch of its id's stripe (and

@@ -89,10 +89,11 @@ func coldStampede(t *testing.T, caches []*tiercache.Cache[user], callers int) {
 		acquired += s.LockAcquired
 		contended += s.LockContended
 	}
-	// One lock for the load. A waiter polling between the fill and its
-	// message may take the freed lock too, find the value with it and
-	// release it at once: that costs a round trip, never an origin call.
-	if acquired < 1 || contended != uint64(processes-1) {
+	// One lock for the load, found held by every other process. A waiter
+	// that polls before the fill finds it held again, and one that polls
+	// between the fill and its message may take the freed lock, find the
+	// value with it and release it at once: round trips, never origin calls.
+	if acquired < 1 || contended < uint64(processes-1) {
 		t.Fatalf("locks acquired %d, contended %d; want at least 1 and %d", acquired, contended, processes-1)
 	}
 }

@@ -107,21 +107,21 @@ func (c *Cache[V]) loadGeneration(ctx context.Context) {
 }
 
 // useGeneration switches to generation gen if it is newer than the one in
-// use, and flushes L1 (and the L1 claims of loads in flight). The keyspace
-// is swapped before the flush: a load notes its epoch before it reads the
-// keyspace, so one that read the old keyspace noted an epoch the flush
-// makes stale, and its value never enters L1. Until the flush, which
-// follows at once, L1 may still answer with an entry of the old version.
+// use, and flushes L1 (and the L1 claims of loads in flight), so that once
+// it returns (to any caller, the subscription's included: they take turns)
+// no entry of the old version is left in L1. It flushes on both sides of
+// the keyspace swap: before, so that readers that see the new keyspace find
+// no old entry; after, for entries that loads which read the old keyspace
+// kept in between (a load notes its epoch before it reads the keyspace, so
+// the second flush makes it stale and keeps anything later out).
 func (c *Cache[V]) useGeneration(gen int64) {
-	for {
-		cur := c.ks.Load()
-		if gen <= cur.gen {
-			return
-		}
-		next := c.newKeyspace(gen)
-		if c.ks.CompareAndSwap(cur, next) {
-			c.flushL1()
-			return
-		}
+	c.genMu.Lock()
+	defer c.genMu.Unlock()
+	cur := c.ks.Load()
+	if gen <= cur.gen {
+		return
 	}
+	c.flushL1()
+	c.ks.Store(c.newKeyspace(gen))
+	c.flushL1()
 }
