@@ -34,17 +34,10 @@ func runBump(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case *redisFlag == "":
-		return usagef("bump: --redis is required")
-	case len(pos) != 1:
+	if len(pos) != 1 {
 		return usagef("bump: want exactly one KEYSPACE, got %d arguments", len(pos))
 	}
-	rurl, err := parseRedisURL(*redisFlag)
-	if err != nil {
-		return err
-	}
-	rdb, err := rurl.connect(ctx)
+	rdb, err := dialRedis(ctx, cmd.name, *redisFlag)
 	if err != nil {
 		return err
 	}

@@ -65,18 +65,11 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case *redisFlag == "":
-		return usagef("inspect: --redis is required")
-	case len(pos) != 1:
+	if len(pos) != 1 {
 		return usagef("inspect: want exactly one KEY, got %d arguments", len(pos))
 	}
 	key := pos[0]
-	rurl, err := parseRedisURL(*redisFlag)
-	if err != nil {
-		return err
-	}
-	rdb, err := rurl.connect(ctx)
+	rdb, err := dialRedis(ctx, cmd.name, *redisFlag)
 	if err != nil {
 		return err
 	}
@@ -94,7 +87,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: ExitFailure, msg: "no entry at " + key}
 	}
 	if err != nil {
-		return fmt.Errorf("read %s from Redis at %s: %w", key, rurl.opts.Addr, err)
+		return fmt.Errorf("read %s from Redis at %s: %w", key, rdb.Options().Addr, err)
 	}
 	raw, _ := get.Bytes()
 	ent, err := decodeEntry(key, raw, pttl.Val(), now)

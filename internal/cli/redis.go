@@ -61,6 +61,19 @@ func (r *redisURL) connect(ctx context.Context) (*redis.Client, error) {
 	return c, nil
 }
 
+// dialRedis is what a command does with a required --redis flag: a usage
+// error if it is empty or not a Redis URL, else a client that answered.
+func dialRedis(ctx context.Context, command, raw string) (*redis.Client, error) {
+	if raw == "" {
+		return nil, usagef("%s: --redis is required", command)
+	}
+	rurl, err := parseRedisURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	return rurl.connect(ctx)
+}
+
 // QuietRedisLogger is a go-redis logger (for redis.SetLogger) that drops
 // everything: go-redis logs connection failures to stderr by itself, and the
 // command reports them in its own words, once.
