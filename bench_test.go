@@ -31,88 +31,67 @@ func benchLoad(_ context.Context, id string) (user, error) { return user{ID: id}
 
 // BenchmarkL1Hit compares a tiercache L1 hit with a raw otter GetIfPresent
 // on the same keys, in the same run: the cost tiercache adds on its hottest
-// path (freshness check, stats).
+// path (freshness check, stats). Parallel, then on one goroutine (the cost
+// without cross-core contention).
 func BenchmarkL1Hit(b *testing.B) {
+	info := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	b.Run("otter.GetIfPresent", func(b *testing.B) {
 		c := otter.Must(&otter.Options[string, *user]{MaximumSize: 10_000})
 		for _, id := range benchIDs {
 			c.Set(id, &user{ID: id})
 		}
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			i := 0
-			for pb.Next() {
-				if u, ok := c.GetIfPresent(benchIDs[i&(benchKeys-1)]); !ok || u.ID == "" {
-					b.Fatal("miss")
-				}
-				i++
-			}
-		})
+		runHits(b, true, func(id string) bool { u, ok := c.GetIfPresent(id); return ok && u.ID != "" })
 	})
-	for _, bc := range []struct {
-		name   string
-		logger *slog.Logger
-	}{
-		{"tiercache.Get", nil},
-		{"tiercache.Get/logger-info", slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "bench"}, Logger: bc.logger})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			ctx := context.Background()
-			for _, id := range benchIDs {
-				c.Get(ctx, id, benchLoad)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					if u, err := c.Get(ctx, benchIDs[i&(benchKeys-1)], benchLoad); err != nil || u.ID == "" {
-						b.Fatal(err)
-					}
-					i++
-				}
-			})
-		})
-	}
+	b.Run("tiercache.Get", func(b *testing.B) { runHits(b, true, warmL1(b, nil)) })
+	b.Run("tiercache.Get/logger-info", func(b *testing.B) { runHits(b, true, warmL1(b, info)) })
 }
 
-// BenchmarkL1HitSerial is BenchmarkL1Hit on one goroutine: the cost without
-// cross-core contention.
+// BenchmarkL1HitSerial is BenchmarkL1Hit on one goroutine.
 func BenchmarkL1HitSerial(b *testing.B) {
 	b.Run("otter.GetIfPresent", func(b *testing.B) {
 		c := otter.Must(&otter.Options[string, *user]{MaximumSize: 10_000})
 		for _, id := range benchIDs {
 			c.Set(id, &user{ID: id})
 		}
-		b.ReportAllocs()
+		runHits(b, false, func(id string) bool { u, ok := c.GetIfPresent(id); return ok && u.ID != "" })
+	})
+	b.Run("tiercache.Get", func(b *testing.B) { runHits(b, false, warmL1(b, nil)) })
+}
+
+// warmL1 returns a hit function on an in-process cache holding benchIDs.
+func warmL1(b *testing.B, logger *slog.Logger) func(id string) bool {
+	c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "bench"}, Logger: logger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	for _, id := range benchIDs {
+		c.Get(ctx, id, benchLoad)
+	}
+	return func(id string) bool { u, err := c.Get(ctx, id, benchLoad); return err == nil && u.ID != "" }
+}
+
+// runHits times hit over benchIDs, in parallel or on one goroutine; a miss
+// fails the benchmark.
+func runHits(b *testing.B, parallel bool, hit func(id string) bool) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	if !parallel {
 		i := 0
 		for b.Loop() {
-			if u, ok := c.GetIfPresent(benchIDs[i&(benchKeys-1)]); !ok || u.ID == "" {
+			if !hit(benchIDs[i&(benchKeys-1)]) {
 				b.Fatal("miss")
 			}
 			i++
 		}
-	})
-	b.Run("tiercache.Get", func(b *testing.B) {
-		c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "bench"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		ctx := context.Background()
-		for _, id := range benchIDs {
-			c.Get(ctx, id, benchLoad)
-		}
-		b.ReportAllocs()
+		return
+	}
+	b.RunParallel(func(pb *testing.PB) {
 		i := 0
-		for b.Loop() {
-			if u, err := c.Get(ctx, benchIDs[i&(benchKeys-1)], benchLoad); err != nil || u.ID == "" {
-				b.Fatal(err)
+		for pb.Next() {
+			if !hit(benchIDs[i&(benchKeys-1)]) {
+				b.Fatal("miss")
 			}
 			i++
 		}

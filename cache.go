@@ -323,5 +323,3 @@ func (c *Cache[V]) jitter(d time.Duration) time.Duration {
 func errorsIsContext(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
-
-func durationNS(ns int64) time.Duration { return time.Duration(ns) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/tiercache/tiercache/internal/breaker"
 	"github.com/tiercache/tiercache/stats"
@@ -171,8 +170,3 @@ func (e *degradedError) Unwrap() []error { return []error{e.kind, e.cause} }
 func (c *Cache[V]) l2Down() bool {
 	return c.brk != nil && c.brk.State() != breaker.Closed && !c.closed.Load()
 }
-
-// lockHold is how long a process leaves a key alone after it started, or saw
-// another process start, a refresh of it: the refresh fills (and says so)
-// within LockTTL or its lock expires.
-func (c *Cache[V]) lockHold() time.Duration { return c.cfg.LockTTL }

@@ -430,7 +430,8 @@ func (c *Cache[V]) writeMany(ctx context.Context, todo []*led[V], entries []*ent
 				opIdx = append(opIdx, i)
 			}
 		default:
-			results[i] = c.write(ctx, l.key, l.token, entries[i])
+			// GetMany announces its fills in one message of its own.
+			results[i] = c.write(ctx, l.key, l.token, entries[i], false)
 		}
 	}
 	if len(ops) == 0 {

@@ -135,9 +135,10 @@ const (
 	tooLarge             // the value exceeds MaxValueSize: cache it nowhere
 )
 
-// write stores e under key: a conditional fill when token is set, else a
-// plain set.
-func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) writeResult {
+// write stores e under key: a conditional fill when token is set (which
+// publishes the "changed" message itself if announce), else a plain set
+// (whose message the caller sends).
+func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V], announce bool) writeResult {
 	b, err := c.encode(key, e)
 	if errors.Is(err, ErrValueTooLarge) {
 		c.oversize(ctx, key, err)
@@ -155,7 +156,7 @@ func (c *Cache[V]) write(ctx context.Context, key, token string, e *entry[V]) wr
 	err = c.l2(ctx, func(ctx context.Context) (err error) {
 		if token != "" {
 			op := FillOp{Key: key, Token: token, Value: b, TTL: ttl}
-			if c.bcast != nil {
+			if announce && c.bcast != nil {
 				op.Channel, op.Message = c.channel, c.message(opChanged, key)
 			}
 			ok, err = c.locker.Fill(ctx, op)

@@ -254,7 +254,7 @@ func (c *Cache[V]) loadAndFill(ctx context.Context, id, key, token string, load 
 	e := c.newEntry(v, negative, c.now(), took)
 	r := fetched[V]{e: e, r: result{stats.Miss, stats.Origin}}
 	if fill {
-		switch c.write(ctx, key, token, e) {
+		switch c.write(ctx, key, token, e, true) {
 		case stored:
 			if token == "" { // a conditional fill announced itself
 				c.publish(ctx, opChanged, key)
@@ -363,7 +363,9 @@ func callSafely[V any](ctx context.Context, id string, load LoaderFunc[V]) (v V,
 // due for early refresh, unless one started within the hold-off (in this
 // process, or seen held by another) or too many run already.
 func (c *Cache[V]) refresh(ctx context.Context, id string, load LoaderFunc[V], e *entry[V], now int64, ev stats.Event) {
-	if load == nil || !e.claimRefresh(now, c.lockHold()) {
+	// The hold-off is LockTTL: a refresh, here or in another process whose
+	// lock we found, fills (and says so) within it, or its lock expires.
+	if load == nil || !e.claimRefresh(now, c.cfg.LockTTL) {
 		return
 	}
 	select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Set stores v as the value of id in both tiers (write-through) and tells
@@ -32,8 +33,8 @@ func (c *Cache[V]) Set(ctx context.Context, id string, v V) error {
 	if err != nil {
 		return fmt.Errorf("tiercache: encoding %s: %w", key, err)
 	}
-	ttl := e.hard - c.now()
-	if err := c.l2(ctx, func(ctx context.Context) error { return c.store.Set(ctx, key, b, durationNS(ttl)) }); err != nil {
+	ttl := time.Duration(e.hard - c.now())
+	if err := c.l2(ctx, func(ctx context.Context) error { return c.store.Set(ctx, key, b, ttl) }); err != nil {
 		return c.writeError("set", key, err)
 	}
 	c.l1.Set(id, e)

@@ -85,13 +85,7 @@ type Cluster struct {
 // redis-cli is missing.
 func StartCluster(tb testing.TB, cfg ...ClusterConfig) *Cluster {
 	tb.Helper()
-	if len(cfg) > 1 {
-		tb.Fatalf("cachetest.StartCluster: got %d ClusterConfigs, want at most 1", len(cfg))
-	}
-	var cc ClusterConfig
-	if len(cfg) == 1 {
-		cc = cfg[0]
-	}
+	cc := oneConfig(tb, "StartCluster", "ClusterConfig", cfg)
 	if cc.Masters == 0 {
 		cc.Masters = 3
 	}
@@ -102,16 +96,11 @@ func StartCluster(tb testing.TB, cfg ...ClusterConfig) *Cluster {
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			for _, a := range c.addrs {
-				tb.Logf("cluster node %s, end of %s:\n%s", a, logName, c.nodes[a].logTail(0))
-			}
-		}
-		if err := c.Close(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
+	nodes := make([]*Server, len(c.addrs))
+	for i, a := range c.addrs {
+		nodes[i] = c.nodes[a]
+	}
+	closeWithLogs(tb, c, nodes...)
 	return c
 }
 

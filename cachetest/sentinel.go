@@ -72,13 +72,7 @@ type Sentinel struct {
 // missing.
 func StartSentinel(tb testing.TB, cfg ...SentinelConfig) *Sentinel {
 	tb.Helper()
-	if len(cfg) > 1 {
-		tb.Fatalf("cachetest.StartSentinel: got %d SentinelConfigs, want at most 1", len(cfg))
-	}
-	var sc SentinelConfig
-	if len(cfg) == 1 {
-		sc = cfg[0]
-	}
+	sc := oneConfig(tb, "StartSentinel", "SentinelConfig", cfg)
 	sc.Replicas, sc.Sentinels = cmp.Or(sc.Replicas, 1), cmp.Or(sc.Sentinels, 3)
 	sc.MasterName = cmp.Or(sc.MasterName, "mymaster")
 	if sc.Replicas < 0 || sc.Sentinels < 0 || strings.ContainsAny(sc.MasterName, " \t\r\n\"'\\") {
@@ -88,16 +82,7 @@ func StartSentinel(tb testing.TB, cfg ...SentinelConfig) *Sentinel {
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			for _, p := range slices.Concat(s.data, s.sentinels) {
-				tb.Logf("redis-server on %s, end of %s:\n%s", p.Addr(), logName, p.logTail(0))
-			}
-		}
-		if err := s.Close(); err != nil {
-			tb.Errorf("%v", err)
-		}
-	})
+	closeWithLogs(tb, s, slices.Concat(s.data, s.sentinels)...)
 	return s
 }
 

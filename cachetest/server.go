@@ -3,6 +3,7 @@ package cachetest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -73,26 +74,42 @@ type Config struct {
 // tests of Redis behaviour must not pass by not running.
 func StartRedis(tb testing.TB, cfg ...Config) *Server {
 	tb.Helper()
-	if len(cfg) > 1 {
-		tb.Fatalf("cachetest.StartRedis: got %d Configs, want at most 1", len(cfg))
-	}
-	var c Config
-	if len(cfg) == 1 {
-		c = cfg[0]
-	}
-	s, err := RunRedis(c)
+	s, err := RunRedis(oneConfig(tb, "StartRedis", "Config", cfg))
 	if err != nil {
 		tb.Fatalf("%v", err)
 	}
+	closeWithLogs(tb, s, s)
+	return s
+}
+
+// oneConfig returns the optional config of a Start function (the zero
+// value if none), failing the test if more than one was given.
+func oneConfig[C any](tb testing.TB, start, noun string, cfg []C) C {
+	tb.Helper()
+	var c C
+	switch len(cfg) {
+	case 0:
+	case 1:
+		c = cfg[0]
+	default:
+		tb.Fatalf("cachetest.%s: got %d %ss, want at most 1", start, len(cfg), noun)
+	}
+	return c
+}
+
+// closeWithLogs closes c when the test ends, after logging the end of every
+// server's log if the test failed.
+func closeWithLogs(tb testing.TB, c io.Closer, servers ...*Server) {
 	tb.Cleanup(func() {
 		if tb.Failed() {
-			tb.Logf("redis-server on %s, end of %s:\n%s", s.Addr(), logName, s.logTail(0))
+			for _, s := range servers {
+				tb.Logf("redis-server on %s, end of %s:\n%s", s.Addr(), logName, s.logTail(0))
+			}
 		}
-		if err := s.Close(); err != nil {
+		if err := c.Close(); err != nil {
 			tb.Errorf("%v", err)
 		}
 	})
-	return s
 }
 
 // RunRedis is StartRedis for TestMain, where there is no testing.TB: the

@@ -102,20 +102,32 @@ func redisInfo(srv *cachetest.Server) map[string]string {
 	return out
 }
 
-func (e *env) runWarm(ctx context.Context, name string) (map[string]float64, error) {
+// warmed opens contender name on a flushed Redis, fills Redis with every
+// key through it, and drives the untimed warm-up (local tiers fill as they
+// would). The caller closes the contender.
+func (e *env) warmed(ctx context.Context, name string) (contender.Cache, *workload.Origin, error) {
 	if err := e.fresh(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	origin := workload.NewOrigin(e.opt.LoaderDelay)
 	c, err := e.open(ctx, name, contender.Config{Origin: origin})
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := prefill(ctx, c, e.keys); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("prefill: %w", err)
+	}
+	drive(ctx, c, e.keys, e.traces, driveOpts{d: e.opt.WarmUp})
+	return c, origin, nil
+}
+
+func (e *env) runWarm(ctx context.Context, name string) (map[string]float64, error) {
+	c, origin, err := e.warmed(ctx, name)
+	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	if err := prefill(ctx, c, e.keys); err != nil {
-		return nil, fmt.Errorf("prefill: %w", err)
-	}
-	drive(ctx, c, e.keys, e.traces, driveOpts{d: e.opt.WarmUp})
 	o0 := origin.Calls()
 	c0, err := e.commands()
 	if err != nil {
@@ -187,21 +199,13 @@ func (e *env) runCold(ctx context.Context, name string) (map[string]float64, err
 }
 
 func (e *env) runKill(ctx context.Context, name string) (_ map[string]float64, err error) {
-	if err := e.fresh(); err != nil {
-		return nil, err
-	}
-	origin := workload.NewOrigin(e.opt.LoaderDelay)
-	c, err := e.open(ctx, name, contender.Config{Origin: origin})
+	c, origin, err := e.warmed(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	// Close after the restart below: some clients flush queued writes on
 	// Close, which would wait on a dead server.
 	defer c.Close()
-	if err := prefill(ctx, c, e.keys); err != nil {
-		return nil, fmt.Errorf("prefill: %w", err)
-	}
-	drive(ctx, c, e.keys, e.traces, driveOpts{d: e.opt.WarmUp})
 	var originAtKill atomic.Int64
 	killed := make(chan error, 1)
 	l := drive(ctx, c, e.keys, e.traces, driveOpts{
