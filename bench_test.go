@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -184,18 +185,12 @@ func BenchmarkGetMany100(b *testing.B) {
 	b.ReportMetric(float64(c.Stats().L2Hits-before)/float64(b.N), "l2-hits/op")
 }
 
-// plainStore hides everything but the Store methods of a redisstore.Store:
-// no fleet-wide lock, no messages — each process protects the origin with
-// its own single-flight only.
-type plainStore struct{ s *redisstore.Store }
+// plainStore is a redisstore.Store that reports no capabilities beyond
+// Get, Set and Delete: no fleet-wide lock, no messages — each process
+// protects the origin with its own single-flight only.
+type plainStore struct{ driver.Store }
 
-func (p plainStore) Get(ctx context.Context, key string) ([]byte, error) { return p.s.Get(ctx, key) }
-func (p plainStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
-	return p.s.Set(ctx, key, v, ttl)
-}
-func (p plainStore) Delete(ctx context.Context, keys ...string) error {
-	return p.s.Delete(ctx, keys...)
-}
+func (plainStore) Capabilities() driver.Capabilities { return driver.Capabilities{} }
 
 // BenchmarkHotKeyExpiry counts origin calls when a hot key is missing (it
 // just expired) and 1000 callers over 4 processes want it at once, the
@@ -249,9 +244,9 @@ func BenchmarkHotKeyExpiry(b *testing.B) {
 		var cs []*tiercache.Cache[user]
 		for range processes {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
-			var store tiercache.Store = redisstore.New(rdb, nil)
+			var store driver.Store = redisstore.New(rdb, nil)
 			if !locked {
-				store = plainStore{store.(*redisstore.Store)}
+				store = plainStore{store}
 			}
 			c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Store: store})
 			if err != nil {

@@ -2,20 +2,22 @@ package tiercache
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 
-	"github.com/tiercache/tiercache/internal/breaker"
+	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/fleet"
 	"github.com/tiercache/tiercache/internal/flight"
+	"github.com/tiercache/tiercache/internal/keys"
 	"github.com/tiercache/tiercache/stats"
 )
 
@@ -32,16 +34,15 @@ type LoaderFunc[V any] func(ctx context.Context, id string) (V, error)
 // A Cache is safe for concurrent use. Create it with New and stop it with
 // Close.
 type Cache[V any] struct {
-	cfg    *config[V]
-	l1     *otter.Cache[string, *entry[V]]
-	codec  Codec[V]
-	store  Store       // nil: in-process only
-	locker Locker      // nil: no fleet-wide rebuild lock
-	bcast  Broadcaster // nil: no invalidation messages
-	multi  MultiGetter // nil: GetMany reads L2 one key at a time
-	brk    *breaker.Breaker
+	cfg   *config[V]
+	l1    *otter.Cache[string, *entry[V]]
+	codec Codec[V]
+	tier  *fleet.Tier // nil: in-process only
+	base  *keys.Space // the keyspace without a store
+	locks bool        // the store takes rebuild locks
 
-	loads flight.Group[fetched[V]]
+	loads   flight.Group[fetched[V]] // one miss per id at a time; owns the cache's goroutines
+	loaders flight.Runner            // the loader calls
 
 	counter  *stats.Counter
 	recorder stats.Recorder // user's, or nil
@@ -53,31 +54,21 @@ type Cache[V any] struct {
 	coarse  *otter.CoarseClock // the clock, unless testNow is set
 	testNow func() time.Time
 
-	ks       atomic.Pointer[keyspace]
-	genMu    sync.Mutex // serializes version switches (useGeneration)
-	instance string     // identifies this cache in broadcast messages
-	channel  string
-
 	// Invalidation epochs: a load notes the epoch of its id's stripe (and
-	// the global generation) before it starts, and does not keep its result
-	// in L1 if a Set, Delete or flush bumped them meanwhile.
+	// the global generation) before it reads the keyspace, and does not keep
+	// its result in L1 if a write, a message or a flush bumped them since.
 	seed   maphash.Seed
 	epochs [epochStripes]atomic.Uint64
 	gen    atomic.Uint64
 
-	// l1Trusted is false while the invalidation subscription is down: L1
-	// then does not answer before L2 (it still does when L2 fails).
-	l1Trusted atomic.Bool
-	// l1First is l1Trusted and not closed: the one flag the L1 hit path
-	// reads.
+	// l1First is set while L1 may answer before L2: its copies cannot have
+	// missed an invalidation (the subscription is up, or there are no
+	// messages) and the cache is not closed. It is the one flag the L1 hit
+	// path reads.
 	l1First atomic.Bool
-
-	waiters waiters
+	trusted atomic.Bool
 
 	refreshSem chan struct{}
-	bg         sync.WaitGroup // refreshes and the subscription
-	bgCtx      context.Context
-	stopBg     context.CancelFunc
 	closed     atomic.Bool
 	// oversizeLogged is set once a too-large value has been logged.
 	oversizeLogged atomic.Bool
@@ -86,18 +77,18 @@ type Cache[V any] struct {
 
 const epochStripes = 1024
 
-// keyspace is the key prefix in effect: Prefix + Version + ":" + Name + ":",
-// Version carrying the runtime generation, if any.
-type keyspace struct {
-	gen     int64
-	version string
-	prefix  string
-}
+// maxAbandoned bounds the loader calls still running past LoadTimeout
+// (loaders that ignore their context); past it loads fail at once.
+const maxAbandoned = 128
 
-func (k *keyspace) key(id string) string { return k.prefix + id }
+// closeGrace is how long Close waits for loaders to return after cancelling
+// their contexts; loaders that ignore it are abandoned.
+const closeGrace = time.Second
 
 // New returns a Cache configured by o, or an error wrapping
-// ErrInvalidOptions if o cannot be used.
+// ErrInvalidOptions if o cannot be used. It does no I/O: the shared tier is
+// first used by the first request, and the cache's goroutines (its
+// subscription, its maintenance) start in the background.
 func New[V any](o *Options[V]) (*Cache[V], error) {
 	cfg, err := o.resolve()
 	if err != nil {
@@ -106,15 +97,14 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	c := &Cache[V]{
 		cfg:      cfg,
 		codec:    cfg.Codec,
-		store:    cfg.Store,
 		counter:  stats.NewCounter(),
 		recorder: cfg.Recorder,
 		logger:   cfg.Logger,
 		observed: cfg.Recorder != nil || cfg.Hooks.Get != nil,
 		seed:     maphash.MakeSeed(),
-		instance: newToken(),
-		channel:  channelOf(cfg.Prefix, cfg.Keyspace.Name),
+		base:     keys.NewSpace(cfg.Prefix, cfg.Keyspace.Version, cfg.Keyspace.Name, 0),
 	}
+	c.loaders.Limit = maxAbandoned
 	l1 := &otter.Options[string, *entry[V]]{
 		MaximumSize: cfg.L1Size,
 		OnDeletion: func(e otter.DeletionEvent[string, *entry[V]]) {
@@ -140,28 +130,50 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	if c.testNow == nil {
 		c.coarse = otter.NewCoarseClock(clockResolution)
 	}
-	c.ks.Store(c.newKeyspace(0))
-	c.setTrusted(true)
+	c.trust(true)
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
-	c.bgCtx, c.stopBg = context.WithCancel(context.Background())
-
-	if c.store != nil {
-		c.locker, _ = c.store.(Locker)
-		c.multi, _ = c.store.(MultiGetter)
-		if b, ok := c.store.(Broadcaster); ok && !cfg.DisableInvalidation {
-			c.bcast = b
+	if cfg.Store != nil {
+		failures := cfg.Breaker.Failures
+		if cfg.Breaker.Disable {
+			failures = 0
 		}
-		if !cfg.Breaker.Disable {
-			c.brk = breaker.New(cfg.Breaker.Failures, cfg.Breaker.Cooldown, c.breakerChanged)
-		}
-	}
-	if c.store != nil {
-		c.loadGeneration(context.Background())
-	}
-	if c.bcast != nil {
-		c.subscribe()
+		c.tier = fleet.New(fleet.Config{
+			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,
+			Local: (*local[V])(c), Messages: !cfg.DisableInvalidation,
+			Failures: failures, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
+			Now: c.now, Logger: cfg.Logger, Record: c.record,
+		})
+		c.locks = c.tier.Capabilities().Locks
+		c.logCapabilities(c.tier.Capabilities())
+		c.tier.Start()
 	}
 	return c, nil
+}
+
+// logCapabilities says, once, what the shared tier can do.
+func (c *Cache[V]) logCapabilities(caps driver.Capabilities) {
+	if c.logger == nil {
+		return
+	}
+	var can, cannot []string
+	for _, f := range []struct {
+		ok   bool
+		name string
+	}{{caps.Locks, "rebuild locks"}, {caps.Messages, "invalidation messages"}, {caps.Generations, "runtime versions"}} {
+		if f.ok {
+			can = append(can, f.name)
+		} else {
+			cannot = append(cannot, f.name)
+		}
+	}
+	attrs := []slog.Attr{slog.String("keyspace", c.cfg.Keyspace.Name), slog.String("shared_tier", strings.Join(can, ", "))}
+	if len(cannot) > 0 {
+		attrs = append(attrs, slog.String("without", strings.Join(cannot, ", ")))
+	}
+	if caps.Messages {
+		attrs = append(attrs, slog.Duration("invalidation_bound", caps.NotifyBound))
+	}
+	c.logger.LogAttrs(context.Background(), slog.LevelInfo, "tiercache: cache ready", attrs...)
 }
 
 // clockResolution is how often the cache reads the time. Reading the precise
@@ -169,17 +181,22 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 // and expiry times are only this much less exact.
 const clockResolution = time.Millisecond
 
-// Close stops every goroutine the cache started: in-flight loads are
-// cancelled and waited for, as are background refreshes and the
-// subscription. After Close the cache's methods return ErrClosed. Close
-// never fails; it returns an error only to satisfy io.Closer.
+// Close stops every goroutine the cache started: loads in flight and
+// background refreshes are cancelled and waited for, as are the
+// subscription and the maintenance loop. A loader that ignores its
+// context is waited for at most a second, then abandoned (its result is
+// dropped), so Close returns within about a second plus one shared-tier
+// timeout. After Close the cache's methods return ErrClosed. Close never
+// fails; it returns an error only to satisfy io.Closer.
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		c.l1First.Store(false)
-		c.stopBg()
 		c.loads.Close()
-		c.bg.Wait()
+		if c.tier != nil {
+			c.tier.Close()
+		}
+		c.loaders.Wait(closeGrace)
 		if c.coarse != nil {
 			c.coarse.Stop()
 		}
@@ -188,15 +205,29 @@ func (c *Cache[V]) Close() error {
 	return nil
 }
 
+// Ready waits until the cache's shared tier has answered: the runtime
+// version of the keyspace read and the invalidation subscription up. New
+// does no I/O, and a cache answers before it is ready (its first requests
+// read the shared tier first, and load from the origin if it is down);
+// Ready is for readiness checks at startup, and for tests. It returns ctx's
+// error if ctx ends first, and nil at once for a cache without a Store.
+func (c *Cache[V]) Ready(ctx context.Context) error {
+	if c.tier == nil {
+		return nil
+	}
+	if err := c.tier.WaitSettled(ctx); err != nil {
+		return fmt.Errorf("tiercache: shared tier not ready: %w", err)
+	}
+	// The subscription's Up also makes L1 trusted; Up runs it first.
+	return nil
+}
+
 // Stats returns the cache's counters.
 func (c *Cache[V]) Stats() stats.Snapshot {
 	s := c.counter.Snapshot()
 	s.L1Size = c.l1.EstimatedSize()
-	if c.store != nil {
-		s.Breaker = breaker.Closed.String()
-		if c.brk != nil {
-			s.Breaker = c.brk.State().String()
-		}
+	if c.tier != nil {
+		s.Breaker = c.tier.Breaker()
 	}
 	return s
 }
@@ -204,15 +235,17 @@ func (c *Cache[V]) Stats() stats.Snapshot {
 // Keyspace returns the keyspace in effect: Options.Keyspace, with the
 // version a runtime bump set, if any.
 func (c *Cache[V]) Keyspace() Keyspace {
-	return Keyspace{Name: c.cfg.Keyspace.Name, Version: c.ks.Load().version}
+	return Keyspace{Name: c.cfg.Keyspace.Name, Version: c.space().Version}
 }
 
 // Key returns the shared-tier key of id, e.g. "v1:user:42".
-func (c *Cache[V]) Key(id string) string { return c.ks.Load().key(id) }
+func (c *Cache[V]) Key(id string) string { return c.space().Key(id) }
 
-func (c *Cache[V]) newKeyspace(gen int64) *keyspace {
-	version := effectiveVersion(c.cfg.Keyspace.Version, gen)
-	return &keyspace{gen: gen, version: version, prefix: c.cfg.Prefix + version + ":" + c.cfg.Keyspace.Name + ":"}
+func (c *Cache[V]) space() *keys.Space {
+	if c.tier != nil {
+		return c.tier.Space()
+	}
+	return c.base
 }
 
 // now returns the time, in unix nanoseconds, of the cache's clock.
@@ -223,9 +256,23 @@ func (c *Cache[V]) now() int64 {
 	return c.coarse.NowNano()
 }
 
-// setTrusted records whether L1 may have missed invalidations.
-func (c *Cache[V]) setTrusted(trusted bool) {
-	c.l1Trusted.Store(trusted)
+// local is the Cache as its fleet.Tier sees it.
+type local[V any] Cache[V]
+
+func (l *local[V]) Invalidate(id string) bool {
+	c := (*Cache[V])(l)
+	_, held := c.l1.GetIfPresent(id)
+	c.invalidate(id)
+	return held
+}
+
+func (l *local[V]) Flush() { (*Cache[V])(l).flushL1() }
+
+func (l *local[V]) Trust(trusted bool) { (*Cache[V])(l).trust(trusted) }
+
+// trust records whether L1 may have missed invalidations.
+func (c *Cache[V]) trust(trusted bool) {
+	c.trusted.Store(trusted)
 	c.l1First.Store(trusted && !c.closed.Load())
 }
 
@@ -265,7 +312,7 @@ func (c *Cache[V]) keep(id string, e *entry[V], ep epoch) {
 
 // invalidate drops id from L1, makes loads in flight for it leave L1 alone,
 // and makes later callers start a new load rather than share one that may
-// have read the origin before the change.
+// have read an older value.
 func (c *Cache[V]) invalidate(id string) {
 	c.epochs[maphash.String(c.seed, id)%epochStripes].Add(1)
 	c.loads.Forget(id)
@@ -284,30 +331,6 @@ func (c *Cache[V]) record(e stats.Event) {
 	if c.recorder != nil {
 		c.recorder.RecordEvent(e)
 	}
-}
-
-func (c *Cache[V]) breakerChanged(from, to breaker.State) {
-	if c.logger == nil {
-		return
-	}
-	level := slog.LevelInfo
-	if to == breaker.Open {
-		level = slog.LevelWarn
-	}
-	c.logger.LogAttrs(context.Background(), level, "tiercache: shared tier circuit breaker "+to.String(),
-		slog.String("keyspace", c.cfg.Keyspace.Name), slog.String("from", from.String()), slog.String("to", to.String()))
-}
-
-// newToken returns 128 random bits in hex, for lock tokens and instance ids.
-func newToken() string {
-	var b [16]byte
-	for i := 0; i < len(b); i += 8 {
-		u := rand.Uint64()
-		for j := range 8 {
-			b[i+j] = byte(u >> (8 * j))
-		}
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // jitter spreads d by ±cfg.Jitter.

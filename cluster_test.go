@@ -76,7 +76,9 @@ func clusterCache(t *testing.T, cl *cachetest.Cluster, o tiercache.Options[user]
 	}
 	t.Cleanup(func() { rdb.Close() })
 	o.Store = redisstore.New(rdb, nil)
-	return newCache(t, "", o)
+	c := newCache(t, "", o)
+	waitSettled(t, c)
+	return c
 }
 
 // TestCluster runs the acceptance behaviours on a local Redis Cluster of 3

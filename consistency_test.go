@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/cachetest"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -119,7 +121,7 @@ type splitStore struct {
 	sub *redisstore.Store
 }
 
-func (s splitStore) Subscribe(ctx context.Context, channel string, h tiercache.SubscriptionHandler) error {
+func (s splitStore) Subscribe(ctx context.Context, channel string, h driver.Handler) error {
 	return s.sub.Subscribe(ctx, channel, h)
 }
 
@@ -230,38 +232,51 @@ func TestBumpVersion(t *testing.T) {
 		}
 	}
 	oldKey := a.Key("1")
-	ks, err := a.BumpVersion(ctx)
+	bumped, err := a.BumpVersion(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks.Version != "v1+1" || a.Key("1") == oldKey {
-		t.Fatalf("after the bump: version %q, key %s", ks.Version, a.Key("1"))
+	v1 := bumped.Keyspace.Version
+	if !strings.HasPrefix(v1, "v1+") || a.Keyspace().Version != v1 || a.Key("1") == oldKey {
+		t.Fatalf("after the bump: version %q (A says %q), key %s", v1, a.Keyspace().Version, a.Key("1"))
+	}
+	if bumped.Heard != 1 || bumped.Switched != 1 {
+		t.Errorf("bump heard by %d processes, %d switched; want B: 1 and 1", bumped.Heard, bumped.Switched)
 	}
 	if u, err := a.Get(ctx, "1", good); err != nil || u.Name != "good" {
 		t.Fatalf("A after its bump served %+v, %v; want a fresh load", u, err)
 	}
-	// B switches when the message arrives (its L1 flush follows the
-	// keyspace swap at once).
-	waitUntil(t, func() bool {
-		u, err := b.Get(ctx, "1", good)
-		return err == nil && u.Name == "good" && b.Keyspace().Version == "v1+1"
-	}, "B to switch versions and reload")
-	if got := b.Key("1"); got != "v1+1:"+keyspaceName(t)+":1" {
+	// B said it switched, so it serves the new keyspace.
+	if u, err := b.Get(ctx, "1", good); err != nil || u.Name != "good" || b.Keyspace().Version != v1 {
+		t.Fatalf("B after the bump: %+v, %v on %q; want a fresh load on %q", u, err, b.Keyspace().Version, v1)
+	}
+	if got := b.Key("1"); got != v1+":"+keyspaceName(t)+":1" {
 		t.Fatalf("B's key %s", got)
 	}
 	// The old entry is left to expire, not scanned for.
 	if n, _ := srv.Do("EXISTS", oldKey); n != int64(1) {
 		t.Fatalf("old key exists = %v, want it left to its TTL", n)
 	}
-	// A process started later picks the bumped version up.
+	// A process started later picks the bumped version up at its first
+	// request (New does no I/O).
 	c := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}})
-	if got := c.Keyspace().Version; got != "v1+1" {
-		t.Fatalf("new process version %q, want v1+1", got)
+	if _, err := c.Get(ctx, "1", good); err != nil {
+		t.Fatal(err)
 	}
-	// The package function works without a cache (as the CLI uses it).
-	gen, err := tiercache.BumpVersion(ctx, redisstore.New(newRedis(t, srv.Addr()), nil), "", keyspaceName(t))
-	if err != nil || gen != 2 {
-		t.Fatalf("BumpVersion = %d, %v; want 2", gen, err)
+	if got := c.Keyspace().Version; got != v1 {
+		t.Fatalf("new process version %q, want %q", got, v1)
 	}
-	waitUntil(t, func() bool { return c.Keyspace().Version == "v1+2" && a.Keyspace().Version == "v1+2" }, "every process to reach v1+2")
+	bumped, err = c.BumpVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := bumped.Keyspace.Version
+	if v2 <= v1 || bumped.Heard != 2 || bumped.Switched != 2 {
+		t.Fatalf("second bump: %+v; want a later version than %q heard and done by A and B", bumped, v1)
+	}
+	for name, p := range map[string]*tiercache.Cache[user]{"A": a, "B": b} {
+		if got := p.Keyspace().Version; got != v2 {
+			t.Errorf("%s is on %q after saying it switched to %q", name, got, v2)
+		}
+	}
 }

@@ -98,7 +98,7 @@ func (c *Cache[V]) setTimes(e *entry[V], soft, now int64) {
 	}
 	e.keep = e.hard + int64(c.cfg.MaxStale)
 	e.l1Until = e.hard
-	if c.store != nil {
+	if c.tier != nil {
 		e.l1Until = min(now+int64(c.jitter(c.cfg.L1TTL)), e.hard)
 	}
 	e.early = e.soft

@@ -33,8 +33,9 @@ var (
 	// ErrInvalidOptions is returned by New for options it cannot use.
 	ErrInvalidOptions = errors.New("tiercache: invalid options")
 
-	// ErrUnavailable is returned by Set and Delete when the shared tier's
-	// circuit breaker is open.
+	// ErrUnavailable is returned by Set and Delete when the shared tier
+	// failed (or its circuit breaker is open): the change may not have
+	// reached it or the other processes.
 	ErrUnavailable = errors.New("tiercache: shared tier unavailable")
 
 	// ErrClosed is returned by a Cache after Close.
@@ -43,6 +44,10 @@ var (
 	// ErrNilLoader is returned by Get when it needs to load but was given no
 	// loader.
 	ErrNilLoader = errors.New("tiercache: nil loader")
+
+	// ErrNoVersionStore is returned by BumpVersion for a cache whose store
+	// keeps no runtime versions (or that has no store).
+	ErrNoVersionStore = errors.New("tiercache: the store cannot hold runtime versions")
 
 	// ErrValueTooLarge is returned by Set for a value whose encoding exceeds
 	// Options.MaxValueSize. (Get serves such a value without caching it.)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tiercache/tiercache/internal/breaker"
 	"github.com/tiercache/tiercache/stats"
 )
 
@@ -17,7 +16,9 @@ type result struct {
 
 // Get returns the value of id: from L1 if it holds a fresh copy, else from
 // the shared tier, else from load, which the cache calls at most once at a
-// time per id in this process and, with a Locker store, in the whole fleet.
+// time per id in this process and, with a store that takes rebuild locks,
+// in the whole fleet. The read path is described in the package
+// documentation.
 //
 // What a caller sees:
 //   - a fresh value: (v, nil);
@@ -60,15 +61,15 @@ func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (*ent
 		switch e.state(now) {
 		case fresh:
 			if now >= e.early && e.refreshEarly(now, c.cfg.earlyBeta) {
-				c.refresh(ctx, id, load, e, now, stats.EarlyRefresh)
+				c.refresh(ctx, id, origin[V]{one: load}, e, now, stats.EarlyRefresh)
 			}
 			return c.answer(e, stats.L1, false)
 		case stale:
-			c.refresh(ctx, id, load, e, now, stats.Refresh)
+			c.refresh(ctx, id, origin[V]{one: load}, e, now, stats.Refresh)
 			return c.answer(e, stats.L1, true)
 		}
 	}
-	if ok && now >= e.keep {
+	if !ok || now >= e.keep {
 		e = nil // useless even for stale-if-error
 	}
 	return c.miss(ctx, id, load, e)
@@ -99,7 +100,7 @@ type fetched[V any] struct {
 }
 
 // miss handles a request L1 could not answer; prev is the L1 entry, if any,
-// usable for stale-if-error or while the shared tier is down.
+// usable for stale-if-error or while the shared tier fails.
 func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (*entry[V], result, error) {
 	if c.closed.Load() {
 		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
@@ -107,28 +108,29 @@ func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev
 	if err := checkID(id); err != nil {
 		return c.fail(nil, result{stats.Error, stats.None}, err)
 	}
-	if load == nil {
-		return c.fail(nil, result{stats.Error, stats.None}, ErrNilLoader)
-	}
 	call, leader := c.loads.Join(id)
 	if call == nil {
 		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
 	}
 	if leader {
-		c.lead(ctx, id, call, load, prev)
+		c.lead(ctx, []*pend[V]{{id: id, call: call, prev: prev}}, origin[V]{one: load})
 	}
 	f, err := call.Wait(ctx)
-	shared := !leader
 	if err != nil {
 		return c.degrade(ctx, id, prev, err)
 	}
+	return c.settle(f, !leader)
+}
+
+// settle counts a request answered by a shared call.
+func (c *Cache[V]) settle(f fetched[V], shared bool) (*entry[V], result, error) {
 	if shared && f.r.tier == stats.Origin {
 		c.record(stats.SharedLoad)
 	}
-	if f.e.negative {
-		return c.fail(f.e, f.r, ErrNotFound)
-	}
 	c.counter.RecordRequest(f.r.outcome, f.r.tier, 0)
+	if f.e.negative {
+		return f.e, f.r, ErrNotFound
+	}
 	return f.e, f.r, nil
 }
 
@@ -168,5 +170,5 @@ func (e *degradedError) Unwrap() []error { return []error{e.kind, e.cause} }
 // l2Down reports whether the shared tier's breaker is open, in which case L1
 // answers even while it may have missed invalidations: it is all there is.
 func (c *Cache[V]) l2Down() bool {
-	return c.brk != nil && c.brk.State() != breaker.Closed && !c.closed.Load()
+	return c.tier != nil && c.tier.Down() && !c.closed.Load()
 }

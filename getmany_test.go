@@ -115,6 +115,7 @@ func TestGetManyRoundTrips(t *testing.T) {
 	hook := &roundTrips{}
 	rdb.AddHook(hook)
 	c := newCache(t, "", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Store: redisstore.New(rdb, nil)})
+	waitSettled(t, c)
 	hook.take()
 
 	got, err := c.GetMany(ctx, ids, db.load)

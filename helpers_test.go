@@ -107,15 +107,34 @@ func newCache[V any](t *testing.T, addr string, o tiercache.Options[V]) *tiercac
 	if o.Keyspace.Name == "" {
 		o.Keyspace.Name = keyspaceName(t)
 	}
+	settle := false
 	if addr != "" && o.Store == nil {
 		o.Store = redisstore.New(newRedis(t, addr), nil)
+		settle = true
 	}
 	c, err := tiercache.New(&o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// New does no I/O; until the subscription is up and the keyspace's
+	// version read, L1 does not answer first. Tests count tiers: wait.
+	// (A test that brings its own store waits itself if it needs to.)
+	if settle {
+		waitSettled(t, c)
+	}
 	return c
+}
+
+// waitSettled waits until c's subscription is up and its keyspace's version
+// read, so that its L1 answers first.
+func waitSettled[V any](t *testing.T, c *tiercache.Cache[V]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := c.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // origin is a fake database of users with call counting.

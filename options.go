@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 	"time"
 
+	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/keys"
 	"github.com/tiercache/tiercache/stats"
 )
 
@@ -29,12 +30,14 @@ type Options[V any] struct {
 	Keyspace Keyspace
 	// Prefix goes in front of every key and channel the cache uses in the
 	// shared tier, so that applications sharing one Redis cannot see each
-	// other's entries (e.g. "billing:"). Default none.
+	// other's entries. It must end with ':' (e.g. "billing:", or
+	// "{billing}:" to keep an application's keys in one Redis Cluster slot).
+	// Default none.
 	Prefix string
 
 	// Store is the shared tier (L2), e.g. redisstore.New(rdb, nil). Nil
 	// means in-process only: every process loads for itself.
-	Store Store
+	Store driver.Store
 
 	// TTL is how long a value is fresh (its soft expiry). Default 5 minutes.
 	TTL time.Duration
@@ -212,13 +215,13 @@ func (o *Options[V]) resolve() (*config[V], error) {
 	}
 	if c.Keyspace.Name == "" {
 		bad("Keyspace.Name is required")
-	} else if err := checkName(c.Keyspace.Name); err != nil {
+	} else if err := keys.CheckName(c.Keyspace.Name); err != nil {
 		bad("Keyspace.Name %q: %v", c.Keyspace.Name, err)
 	}
-	if err := checkName(c.Keyspace.Version); err != nil {
+	if err := keys.CheckName(c.Keyspace.Version); err != nil {
 		bad("Keyspace.Version %q: %v", c.Keyspace.Version, err)
 	}
-	if err := checkPrefix(c.Prefix); err != nil {
+	if err := keys.CheckPrefix(c.Prefix); err != nil {
 		bad("Prefix %q: %v", c.Prefix, err)
 	}
 
@@ -317,31 +320,4 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
 	}
 	return c, nil
-}
-
-// checkName accepts the characters a key segment may hold: letters, digits
-// and "._-". A ':' would make keys ambiguous, braces would change their
-// Redis Cluster hash slot.
-func checkName(s string) error {
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-		default:
-			return fmt.Errorf("character %q not allowed (use letters, digits and ._-)", r)
-		}
-	}
-	if len(s) > 64 {
-		return fmt.Errorf("longer than 64 bytes")
-	}
-	return nil
-}
-
-func checkPrefix(s string) error {
-	if len(s) > 128 {
-		return fmt.Errorf("longer than 128 bytes")
-	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == ' ' }) {
-		return fmt.Errorf("contains spaces or control characters")
-	}
-	return nil
 }

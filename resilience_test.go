@@ -20,6 +20,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/cachetest"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -31,14 +32,14 @@ type countingStore struct {
 	calls atomic.Int64
 }
 
-func (s *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+func (s *countingStore) Get(ctx context.Context, keys []string) ([][]byte, error) {
 	s.calls.Add(1)
-	return s.Store.Get(ctx, key)
+	return s.Store.Get(ctx, keys)
 }
 
-func (s *countingStore) TryLock(ctx context.Context, key, token string, ttl time.Duration) (bool, []byte, error) {
+func (s *countingStore) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
 	s.calls.Add(1)
-	return s.Store.TryLock(ctx, key, token, ttl)
+	return s.Store.Lock(ctx, locks, ttl)
 }
 
 // pctl returns the p-th percentile of d (sorted in place).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -168,7 +169,7 @@ func TestDeadLockHolder(t *testing.T) {
 	c := newCache(t, srv.Addr(), tiercache.Options[user]{LockTTL: 300 * time.Millisecond})
 	key := c.Key("1")
 	// The dead process's lock.
-	if _, err := srv.Do("SET", redisstore.LockKey(key), "dead-token", "PX", "300"); err != nil {
+	if _, err := srv.Do("SET", redisstore.LockKey(key), driver.NewToken(), "PX", "300"); err != nil {
 		t.Fatal(err)
 	}
 	db := newOrigin("1")
@@ -281,7 +282,7 @@ func TestEarlyRefreshBeatsExpiry(t *testing.T) {
 // another's rebuild times out fails instead of loading.
 func TestLoadAfterWaitCanFail(t *testing.T) {
 	c := newCache(t, srv.Addr(), tiercache.Options[user]{LockTTL: 200 * time.Millisecond, FailOnLockWait: true})
-	if _, err := srv.Do("SET", redisstore.LockKey(c.Key("1")), "other", "PX", "60000"); err != nil {
+	if _, err := srv.Do("SET", redisstore.LockKey(c.Key("1")), driver.NewToken(), "PX", "60000"); err != nil {
 		t.Fatal(err)
 	}
 	db := newOrigin("1")

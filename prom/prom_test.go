@@ -47,6 +47,9 @@ func TestExposition(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
+		if err := c.Ready(t.Context()); err != nil { // so that L1 answers first
+			t.Fatal(err)
+		}
 		metrics.Watch(keyspace, c)
 		return c
 	}

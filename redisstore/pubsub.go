@@ -9,17 +9,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/driver"
 )
 
-// Publish sends message on channel.
-func (s *Store) Publish(ctx context.Context, channel, message string) error {
+// Publish sends message on channel and returns how many subscribers
+// received it. On a cluster, Redis counts only the subscribers connected to
+// the node that took the PUBLISH.
+func (s *Store) Publish(ctx context.Context, channel, message string) (int64, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := s.cmd.Publish(ctx, channel, message).Err(); err != nil {
-		return fmt.Errorf("redisstore: PUBLISH: %w", err)
+	n, err := s.cmd.Publish(ctx, channel, message).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: PUBLISH: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // Subscribe delivers the messages of channel to h until ctx is done. It runs
@@ -30,7 +33,7 @@ func (s *Store) Publish(ctx context.Context, channel, message string) error {
 // re-established with backoff (50 ms doubling to 2 s), and each confirmed
 // (re)subscription is reported with h.Up. So a lost message goes unnoticed
 // for at most HealthInterval + Timeout.
-func (s *Store) Subscribe(ctx context.Context, channel string, h tiercache.SubscriptionHandler) error {
+func (s *Store) Subscribe(ctx context.Context, channel string, h driver.Handler) error {
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
 	for {
@@ -55,7 +58,7 @@ func (s *Store) Subscribe(ctx context.Context, channel string, h tiercache.Subsc
 
 // subscribeOnce runs one subscription until it fails or ctx is done, and
 // reports whether it was ever confirmed.
-func (s *Store) subscribeOnce(ctx context.Context, channel string, h tiercache.SubscriptionHandler) (wasUp bool, err error) {
+func (s *Store) subscribeOnce(ctx context.Context, channel string, h driver.Handler) (wasUp bool, err error) {
 	ps := s.client.Subscribe(ctx)
 	defer ps.Close()
 	// Interrupt a blocked receive as soon as ctx ends.

@@ -1,13 +1,11 @@
-// Package redisstore is the Redis tier of tiercache: a tiercache.Store that
-// also coordinates rebuilds across processes (tiercache.Locker), carries
-// invalidation messages (tiercache.Broadcaster) and reads many keys in one
-// round trip (tiercache.MultiGetter).
+// Package redisstore is the Redis tier of tiercache: a driver.Store that
+// stores entries, takes the fleet-wide rebuild locks, carries invalidation
+// messages and keeps runtime generations.
 //
 // It works with every go-redis client: a single node (*redis.Client), a
 // Sentinel failover client (also a *redis.Client) and Redis Cluster
 // (*redis.ClusterClient). Every key a script touches shares the value key's
-// Cluster hash slot: the rebuild lock of "v1:user:42" is
-// "{v1:user:42}:lock".
+// Cluster hash slot: the rebuild lock of "v1:user:42" is "{v1:user:42}:lock".
 //
 // # Deadlines
 //
@@ -33,7 +31,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/keys"
 )
 
 // Options configure a Store. The zero value of each field means its default.
@@ -54,7 +53,7 @@ const (
 	DefaultHealthInterval = time.Second
 )
 
-// Store is a tiercache.Store on Redis. It is safe for concurrent use. It does
+// Store is a driver.Store on Redis. It is safe for concurrent use. It does
 // not own the client: closing the client is the caller's job.
 type Store struct {
 	client  redis.UniversalClient // for pub/sub
@@ -63,14 +62,7 @@ type Store struct {
 	opts    Options
 }
 
-var (
-	_ tiercache.Store       = (*Store)(nil)
-	_ tiercache.Locker      = (*Store)(nil)
-	_ tiercache.Broadcaster = (*Store)(nil)
-	_ tiercache.MultiGetter = (*Store)(nil)
-	_ tiercache.Incrementer = (*Store)(nil)
-	_ tiercache.BatchLocker = (*Store)(nil)
-)
+var _ driver.Store = (*Store)(nil)
 
 // New returns a Store that uses client. opts may be nil.
 func New(client redis.UniversalClient, opts *Options) *Store {
@@ -95,53 +87,52 @@ func New(client redis.UniversalClient, opts *Options) *Store {
 	return s
 }
 
+// Capabilities reports that the store does everything: locks, messages and
+// generations.
+func (s *Store) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Locks: true, Messages: true, Generations: true, NotifyBound: s.opts.HealthInterval + s.opts.Timeout}
+}
+
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.opts.Timeout)
 }
 
 // LockKey returns the key of the rebuild lock of key: in key's Cluster hash
 // slot, so that one script may touch both.
-func LockKey(key string) string {
-	if hasHashTag(key) {
-		return key + ":lock"
-	}
-	return "{" + key + "}:lock"
+func LockKey(key string) string { return keys.Lock(key) }
+
+// isWrongType reports a reply to a command on a key of another type.
+func isWrongType(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
 }
 
-// hasHashTag reports whether Redis Cluster hashes key by a "{tag}" in it
-// rather than whole.
-func hasHashTag(key string) bool {
-	i := strings.IndexByte(key, '{')
-	if i < 0 {
-		return false
-	}
-	return strings.IndexByte(key[i+1:], '}') > 0
-}
+// foreign is what a key of another type reads as: not nil (something is
+// there), not an entry.
+var foreign = []byte{}
 
-// Get returns the bytes under key, or nil if there are none.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	b, err := s.cmd.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("redisstore: GET: %w", err)
-	}
-	return b, nil
-}
-
-// GetMulti returns the bytes under each key, nil where there are none, in
-// one round trip: one MGET on a single node; on a cluster, one GET per key
-// pipelined, which go-redis sends as one batch per node.
-func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
+// Get returns the bytes under each key, nil where there are none: a GET for
+// one key; for more, one MGET on a single node and on a cluster one GET per
+// key pipelined, which go-redis sends as one batch per node.
+func (s *Store) Get(ctx context.Context, keys []string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	if len(keys) == 1 {
+		b, err := s.cmd.Get(ctx, keys[0]).Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case isWrongType(err):
+			out[0] = foreign
+		case err != nil:
+			return nil, fmt.Errorf("redisstore: GET: %w", err)
+		default:
+			out[0] = b
+		}
+		return out, nil
+	}
 	if !s.cluster {
 		vals, err := s.cmd.MGet(ctx, keys...).Result()
 		if err != nil {
@@ -161,13 +152,15 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 		return nil, fmt.Errorf("redisstore: pipelined GET: %w", err)
 	}
 	for i, cmd := range cmds {
 		b, err := cmd.Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
+		case isWrongType(err):
+			out[i] = foreign
 		case err != nil:
 			return nil, fmt.Errorf("redisstore: pipelined GET: %w", err)
 		default:
@@ -177,32 +170,63 @@ func (s *Store) GetMulti(ctx context.Context, keys []string) ([][]byte, error) {
 	return out, nil
 }
 
-// setScript stores a value and deletes the key's rebuild lock, cancelling a
-// rebuild in progress (its Fill will find the lock gone).
+// setScript stores a value, deletes the key's rebuild lock (cancelling a
+// rebuild in progress: its fill will find the lock gone) and publishes the
+// note, in one step. Redis does not undo a script's writes when a later
+// command in it fails, so the PUBLISH comes first: if it is refused (an ACL
+// without it), nothing is written. Subscribers cannot act on the message
+// before the script has ended, so they see the write done.
 var setScript = redis.NewScript(`
+if ARGV[3] ~= '' then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
 return 1`)
 
-// Set stores value under key for ttl and cancels any rebuild of key.
-func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+// Set stores value under key for ttl, cancels any rebuild of key and
+// publishes note, in one script.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := setScript.Run(ctx, s.cmd, []string{key, LockKey(key)}, value, pxOf(ttl)).Err(); err != nil {
+	if err := setScript.Run(ctx, s.cmd, []string{key, LockKey(key)}, value, pxOf(ttl), note.Channel, note.Message).Err(); err != nil {
 		return fmt.Errorf("redisstore: set: %w", err)
 	}
 	return nil
 }
 
+// deleteScript deletes its keys and publishes the note, in one step (the
+// PUBLISH first: see setScript). It is for a single node: on a cluster the
+// keys of one call span slots.
+var deleteScript = redis.NewScript(`
+if ARGV[1] ~= '' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+redis.call('DEL', unpack(KEYS))
+return 1`)
+
 // Delete removes keys and their rebuild locks, cancelling rebuilds in
-// progress, in one round trip (one DEL per key and its lock, which share a
-// hash slot, pipelined).
-func (s *Store) Delete(ctx context.Context, keys ...string) error {
+// progress, then publishes note. On a single node it is one script (DEL of
+// each key and its lock, then PUBLISH): all or nothing. On a cluster the
+// DELs are pipelined (one DEL of a key and its lock, which share a slot, per
+// key; one batch per node) and PUBLISH is sent once they have all been
+// answered, so that no subscriber hears of the change before it is made.
+func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	if !s.cluster {
+		all := make([]string, 0, 2*len(keys))
+		for _, k := range keys {
+			all = append(all, k, LockKey(k))
+		}
+		if err := deleteScript.Run(ctx, s.cmd, all, note.Channel, note.Message).Err(); err != nil {
+			return fmt.Errorf("redisstore: delete: %w", err)
+		}
+		return nil
+	}
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
 			p.Del(ctx, k, LockKey(k))
@@ -212,123 +236,122 @@ func (s *Store) Delete(ctx context.Context, keys ...string) error {
 	if err != nil {
 		return fmt.Errorf("redisstore: DEL: %w", err)
 	}
+	if note.Channel != "" {
+		if err := s.cmd.Publish(ctx, note.Channel, note.Message).Err(); err != nil {
+			return fmt.Errorf("redisstore: deleted, but PUBLISH failed: %w", err)
+		}
+	}
 	return nil
 }
 
-// tryLockScript takes the lock if free and returns the current value too.
-var tryLockScript = redis.NewScript(`
+// lockScript takes the lock if it is free, or if what holds it cannot be a
+// lock of tiercache's: another type, no expiry, or content that is not a
+// token (32 hex digits). It returns whether the lock was taken, whether it
+// was repaired, and what the value key holds (” for another type: a
+// foreign entry).
+var lockScript = redis.NewScript(`
 local got = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
-local cur = redis.call('GET', KEYS[1])
-if got then return {1, cur} end
-return {0, cur}`)
-
-// TryLock takes key's rebuild lock (SET NX PX on LockKey(key)) if nobody
-// holds it, and returns what key holds, in one round trip.
-func (s *Store) TryLock(ctx context.Context, key, token string, ttl time.Duration) (bool, []byte, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	res, err := tryLockScript.Run(ctx, s.cmd, []string{key, LockKey(key)}, token, pxOf(ttl)).Slice()
-	if err != nil {
-		return false, nil, fmt.Errorf("redisstore: lock: %w", err)
-	}
-	if len(res) != 2 {
-		return false, nil, fmt.Errorf("redisstore: lock: unexpected reply %v", res)
-	}
-	acquired := res[0] == int64(1)
-	var cur []byte
-	if str, ok := res[1].(string); ok {
-		cur = []byte(str)
-	}
-	return acquired, cur, nil
-}
-
-// fillScript stores the value only if the token still holds the lock,
-// releases the lock and announces the fill (when a channel is given),
-// atomically. PUBLISH takes no key, so the script stays within the value
-// key's slot on a cluster.
-var fillScript = redis.NewScript(`
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  if ARGV[4] ~= '' then
-    redis.call('PUBLISH', ARGV[4], ARGV[5])
+local repaired = 0
+if not got then
+  local ok = redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('PTTL', KEYS[2]) >= 0
+  if ok then
+    local v = redis.call('GET', KEYS[2])
+    ok = string.len(v) == 32 and string.find(v, '^[0-9a-f]+$') ~= nil
   end
-  return 1
+  if not ok then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+    got, repaired = true, 1
+  end
 end
-return 0`)
+local cur = redis.pcall('GET', KEYS[1])
+if type(cur) == 'table' then cur = '' end
+if got then return {1, repaired, cur} end
+return {0, 0, cur}`)
 
-func fillArgs(op tiercache.FillOp) ([]string, []any) {
-	return []string{op.Key, LockKey(op.Key)}, []any{op.Token, op.Value, pxOf(op.TTL), op.Channel, op.Message}
-}
-
-// Fill stores op.Value under op.Key only if op.Token still holds the key's
-// lock, releases the lock and publishes op.Message on op.Channel if set.
-func (s *Store) Fill(ctx context.Context, op tiercache.FillOp) (bool, error) {
+// Lock takes the rebuild locks of the requests (see driver.Store.Lock): one
+// script, or for many keys the scripts pipelined (one batch per node on a
+// cluster). A script in a pipeline is sent whole (EVAL), since a pipeline
+// cannot fall back from EVALSHA on NOSCRIPT.
+func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	keys, args := fillArgs(op)
-	n, err := fillScript.Run(ctx, s.cmd, keys, args...).Int()
-	if err != nil {
-		return false, fmt.Errorf("redisstore: fill: %w", err)
+	out := make([]driver.LockResult, len(locks))
+	if len(locks) == 1 {
+		l := locks[0]
+		res, err := lockScript.Run(ctx, s.cmd, []string{l.Key, LockKey(l.Key)}, l.Token, pxOf(ttl)).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: lock: %w", err)
+		}
+		return out, lockResult(&out[0], res)
 	}
-	return n == 1, nil
-}
-
-// unlockScript is compare-and-delete.
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`)
-
-// Unlock releases key's lock if token still holds it.
-func (s *Store) Unlock(ctx context.Context, key, token string) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if err := unlockScript.Run(ctx, s.cmd, []string{LockKey(key)}, token).Err(); err != nil {
-		return fmt.Errorf("redisstore: unlock: %w", err)
-	}
-	return nil
-}
-
-// TryLockMulti is TryLock for many keys in one round trip: the scripts are
-// pipelined (one batch per node on a cluster). A script in a pipeline is sent
-// whole (EVAL), since a pipeline cannot fall back from EVALSHA on NOSCRIPT.
-func (s *Store) TryLockMulti(ctx context.Context, keys, tokens []string, ttl time.Duration) ([]bool, [][]byte, error) {
-	if len(keys) != len(tokens) {
-		return nil, nil, fmt.Errorf("redisstore: lock: %d keys, %d tokens", len(keys), len(tokens))
-	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	cmds := make([]*redis.Cmd, len(keys))
+	cmds := make([]*redis.Cmd, len(locks))
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range keys {
-			cmds[i] = tryLockScript.Eval(ctx, p, []string{k, LockKey(k)}, tokens[i], pxOf(ttl))
+		for i, l := range locks {
+			cmds[i] = lockScript.Eval(ctx, p, []string{l.Key, LockKey(l.Key)}, l.Token, pxOf(ttl))
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("redisstore: lock: %w", err)
+		return nil, fmt.Errorf("redisstore: lock: %w", err)
 	}
-	acquired := make([]bool, len(keys))
-	current := make([][]byte, len(keys))
 	for i, cmd := range cmds {
 		res, err := cmd.Slice()
-		if err != nil || len(res) != 2 {
-			return nil, nil, fmt.Errorf("redisstore: lock: reply %v: %w", res, err)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: lock: %w", err)
 		}
-		acquired[i] = res[0] == int64(1)
-		if str, ok := res[1].(string); ok {
-			current[i] = []byte(str)
+		if err := lockResult(&out[i], res); err != nil {
+			return nil, err
 		}
 	}
-	return acquired, current, nil
+	return out, nil
 }
 
-// FillMulti is Fill for many keys in one round trip (pipelined scripts).
-func (s *Store) FillMulti(ctx context.Context, ops []tiercache.FillOp) ([]bool, error) {
+func lockResult(r *driver.LockResult, res []any) error {
+	if len(res) != 3 {
+		return fmt.Errorf("redisstore: lock: unexpected reply %v", res)
+	}
+	r.Acquired = res[0] == int64(1)
+	r.Repaired = res[1] == int64(1)
+	if str, ok := res[2].(string); ok {
+		r.Current = []byte(str)
+	}
+	return nil
+}
+
+// fillScript stores the value only if the token still holds the lock,
+// releases the lock and publishes the note, atomically (the PUBLISH first:
+// see setScript). PUBLISH takes no key, so the script stays within the
+// value key's slot on a cluster.
+var fillScript = redis.NewScript(`
+if redis.pcall('GET', KEYS[2]) == ARGV[1] then
+  if ARGV[4] ~= '' then
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+  end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0`)
+
+func fillArgs(op driver.FillOp) ([]string, []any) {
+	return []string{op.Key, LockKey(op.Key)}, []any{op.Token, op.Value, pxOf(op.TTL), op.Note.Channel, op.Note.Message}
+}
+
+// Fill stores each op's value if its token still holds the key's lock (see
+// driver.Store.Fill): one script, or the scripts pipelined.
+func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	stored := make([]bool, len(ops))
+	if len(ops) == 1 {
+		keys, args := fillArgs(ops[0])
+		n, err := fillScript.Run(ctx, s.cmd, keys, args...).Int()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: fill: %w", err)
+		}
+		stored[0] = n == 1
+		return stored, nil
+	}
 	cmds := make([]*redis.Cmd, len(ops))
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, op := range ops {
@@ -340,7 +363,6 @@ func (s *Store) FillMulti(ctx context.Context, ops []tiercache.FillOp) ([]bool, 
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: fill: %w", err)
 	}
-	stored := make([]bool, len(ops))
 	for i, cmd := range cmds {
 		n, err := cmd.Int()
 		if err != nil {
@@ -351,18 +373,101 @@ func (s *Store) FillMulti(ctx context.Context, ops []tiercache.FillOp) ([]bool, 
 	return stored, nil
 }
 
+// unlockScript is compare-and-delete.
+var unlockScript = redis.NewScript(`
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// Unlock releases each lock its token still holds (scripts pipelined).
+func (s *Store) Unlock(ctx context.Context, locks []driver.LockRequest) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if len(locks) == 1 {
+		if err := unlockScript.Run(ctx, s.cmd, []string{LockKey(locks[0].Key)}, locks[0].Token).Err(); err != nil {
+			return fmt.Errorf("redisstore: unlock: %w", err)
+		}
+		return nil
+	}
+	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, l := range locks {
+			unlockScript.Eval(ctx, p, []string{LockKey(l.Key)}, l.Token)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: unlock: %w", err)
+	}
+	return nil
+}
+
+// generationScript raises the generation stored under KEYS[1] to ARGV[1]
+// if it is lower, missing or unreadable, and returns the result and whether
+// it raised it.
+var generationScript = redis.NewScript(`
+local cur = redis.pcall('GET', KEYS[1])
+cur = type(cur) == 'string' and tonumber(cur) or nil
+local known = tonumber(ARGV[1])
+if cur == nil or cur < known then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return {ARGV[1], 1}
+end
+return {string.format('%d', cur), 0}`)
+
+// Generation makes the generation stored under key at least known and
+// returns it (see driver.Store.Generation).
+func (s *Store) Generation(ctx context.Context, key string, known int64) (int64, bool, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	res, err := generationScript.Run(ctx, s.cmd, []string{key}, known).Slice()
+	if err != nil {
+		return 0, false, fmt.Errorf("redisstore: generation: %w", err)
+	}
+	if len(res) != 2 {
+		return 0, false, fmt.Errorf("redisstore: generation: unexpected reply %v", res)
+	}
+	str, _ := res[0].(string)
+	var gen int64
+	if _, err := fmt.Sscan(str, &gen); err != nil {
+		return 0, false, fmt.Errorf("redisstore: generation: unexpected reply %v", res)
+	}
+	return gen, res[1] == int64(1), nil
+}
+
+// bumpScript stores a generation above the stored one and ARGV[1], and no
+// lower than the server's clock in microseconds, so that a bump after the
+// key was lost (a restart without persistence, FLUSHALL, eviction) still
+// yields a generation never used before (unless the server's clock went
+// back). Lua's numbers are doubles, exact for integers up to 2^53:
+// microseconds since 1970 fit until the year 2255.
+var bumpScript = redis.NewScript(`
+local cur = redis.pcall('GET', KEYS[1])
+cur = type(cur) == 'string' and tonumber(cur) or 0
+local t = redis.call('TIME')
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local gen = math.max(cur + 1, tonumber(ARGV[1]) + 1, us)
+local s = string.format('%d', gen)
+redis.call('SET', KEYS[1], s)
+return s`)
+
+// Bump stores and returns a new generation under key (see
+// driver.Store.Bump).
+func (s *Store) Bump(ctx context.Context, key string, known int64) (int64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	str, err := bumpScript.Run(ctx, s.cmd, []string{key}, known).Text()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: bump: %w", err)
+	}
+	var gen int64
+	if _, err := fmt.Sscan(str, &gen); err != nil {
+		return 0, fmt.Errorf("redisstore: bump: unexpected reply %q", str)
+	}
+	return gen, nil
+}
+
 // pxOf converts a TTL to whole milliseconds, at least 1.
 func pxOf(ttl time.Duration) int64 {
 	return max(ttl.Milliseconds(), 1)
-}
-
-// Incr adds one to the integer under key (INCR) and returns the result.
-func (s *Store) Incr(ctx context.Context, key string) (int64, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	n, err := s.cmd.Incr(ctx, key).Result()
-	if err != nil {
-		return 0, fmt.Errorf("redisstore: INCR: %w", err)
-	}
-	return n, nil
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/cachetest"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -37,13 +37,13 @@ func newClient(t *testing.T, addr string) *redis.Client {
 }
 
 func TestConformance(t *testing.T) {
-	cachetest.TestStore(t, func(t *testing.T) tiercache.Store {
+	cachetest.TestStore(t, func(t *testing.T) driver.Store {
 		return redisstore.New(newClient(t, srv.Addr()), nil)
 	})
 }
 
 func TestConformanceContextTimeoutClient(t *testing.T) {
-	cachetest.TestStore(t, func(t *testing.T) tiercache.Store {
+	cachetest.TestStore(t, func(t *testing.T) driver.Store {
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 		t.Cleanup(func() { rdb.Close() })
 		return redisstore.New(rdb, nil)
@@ -53,7 +53,7 @@ func TestConformanceContextTimeoutClient(t *testing.T) {
 func TestLockKeySharesSlot(t *testing.T) {
 	tests := []struct{ key, want string }{
 		{"v1:user:42", "{v1:user:42}:lock"},
-		{"{app}:v1:user:42", "{app}:v1:user:42:lock"},
+		{"{app}:v1:user:42", "{app}:v1:user:42}:lock"},
 		{"v1:user:a{", "{v1:user:a{}:lock"},
 	}
 	for _, tt := range tests {
@@ -66,7 +66,7 @@ func TestLockKeySharesSlot(t *testing.T) {
 func TestSetWritesTTLAndCancelsLock(t *testing.T) {
 	s := redisstore.New(newClient(t, srv.Addr()), nil)
 	ctx := t.Context()
-	if err := s.Set(ctx, "t:ttl", []byte("v"), 90*time.Second); err != nil {
+	if err := s.Set(ctx, "t:ttl", []byte("v"), 90*time.Second, driver.Note{}); err != nil {
 		t.Fatal(err)
 	}
 	pttl, err := srv.Do("PTTL", "t:ttl")
@@ -86,7 +86,7 @@ func TestTimeoutBoundsCallsToAPausedServer(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: own.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	s := redisstore.New(rdb, &redisstore.Options{Timeout: 100 * time.Millisecond})
-	if err := s.Set(t.Context(), "k", []byte("v"), time.Minute); err != nil {
+	if err := s.Set(t.Context(), "k", []byte("v"), time.Minute, driver.Note{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := own.Pause(); err != nil {
@@ -94,7 +94,7 @@ func TestTimeoutBoundsCallsToAPausedServer(t *testing.T) {
 	}
 	defer own.Resume()
 	start := time.Now()
-	_, err := s.Get(t.Context(), "k")
+	_, err := s.Get(t.Context(), []string{"k"})
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("Get from a paused server succeeded")
@@ -123,7 +123,7 @@ func TestSubscribeReportsLossAndRecovery(t *testing.T) {
 	}
 	waitFor(t, h.down, "Down after CLIENT KILL")
 	waitFor(t, h.up, "Up after reconnecting")
-	if err := s.Publish(t.Context(), "ch", "after"); err != nil {
+	if _, err := s.Publish(t.Context(), "ch", "after"); err != nil {
 		t.Fatal(err)
 	}
 	if got := waitFor(t, h.msgs, "message after reconnecting"); got != "after" {
@@ -157,6 +157,100 @@ func TestSubscribeNoticesAPausedServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, h.up, "Up after resume")
+}
+
+// TestLockRepairsWhatCannotBeALock: a lock key left without an expiry,
+// holding something that is not a token, or of another type is taken over
+// (and reported repaired), not waited for; a lock of tiercache's is not.
+func TestLockRepairsWhatCannotBeALock(t *testing.T) {
+	s := redisstore.New(newClient(t, srv.Addr()), nil)
+	ctx := t.Context()
+	lockOf := func(k string) driver.LockResult {
+		t.Helper()
+		rs, err := s.Lock(ctx, []driver.LockRequest{{Key: k, Token: driver.NewToken()}}, time.Minute)
+		if err != nil {
+			t.Fatalf("Lock(%s): %v", k, err)
+		}
+		return rs[0]
+	}
+	for name, setup := range map[string][]string{
+		"no expiry":        {"SET", "", driver.NewToken()},
+		"not a token":      {"SET", "", "x", "PX", "60000"},
+		"another type":     {"HSET", "", "f", "v"},
+		"a list, no token": {"RPUSH", "", "a"},
+	} {
+		k := "t:repair:" + name
+		setup[1] = redisstore.LockKey(k)
+		if _, err := srv.Do(setup...); err != nil {
+			t.Fatal(err)
+		}
+		if r := lockOf(k); !r.Acquired || !r.Repaired {
+			t.Errorf("%s: Lock = %+v, want acquired and repaired", name, r)
+		}
+		if ms, _ := srv.Do("PTTL", redisstore.LockKey(k)); ms.(int64) <= 0 {
+			t.Errorf("%s: the repaired lock has PTTL %v, want an expiry", name, ms)
+		}
+	}
+	// A genuine lock is respected.
+	k := "t:repair:genuine"
+	if r := lockOf(k); !r.Acquired || r.Repaired {
+		t.Fatalf("first Lock = %+v", r)
+	}
+	if r := lockOf(k); r.Acquired || r.Repaired {
+		t.Fatalf("second Lock = %+v, want the first one's lock respected", r)
+	}
+}
+
+// TestAnotherTypeReadsAsForeign: a value key holding another Redis type is
+// neither an error (which would count against the circuit breaker) nor
+// nothing: it reads as an empty entry, in Get, in a batch and in Lock.
+func TestAnotherTypeReadsAsForeign(t *testing.T) {
+	s := redisstore.New(newClient(t, srv.Addr()), nil)
+	ctx := t.Context()
+	if _, err := srv.Do("RPUSH", "t:list", "a"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, []string{"t:list"})
+	if err != nil || got[0] == nil || len(got[0]) != 0 {
+		t.Fatalf("Get(list) = %q, %v; want an empty, non-nil entry", got, err)
+	}
+	rs, err := s.Lock(ctx, []driver.LockRequest{{Key: "t:list", Token: driver.NewToken()}}, time.Minute)
+	if err != nil || !rs[0].Acquired || rs[0].Current == nil || len(rs[0].Current) != 0 {
+		t.Fatalf("Lock(list) = %+v, %v; want acquired with an empty current", rs, err)
+	}
+	ok, err := s.Fill(ctx, []driver.FillOp{{Key: "t:list", Token: "x", Value: []byte("v"), TTL: time.Minute}})
+	if err != nil || ok[0] {
+		t.Fatalf("Fill with a wrong token = %v, %v", ok, err)
+	}
+	if err := s.Set(ctx, "t:list", []byte("v"), time.Minute, driver.Note{}); err != nil {
+		t.Fatalf("Set over a list: %v", err)
+	}
+}
+
+// TestDeleteWithoutPublishFails: a Delete whose note cannot be published
+// (an ACL user without PUBLISH) fails as a whole: nothing is deleted
+// unannounced.
+func TestDeleteWithoutPublishFails(t *testing.T) {
+	own := cachetest.StartRedis(t)
+	if _, err := own.Do("ACL", "SETUSER", "nopub", "on", ">pw", "~*", "&*", "+@all", "-publish"); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: own.Addr(), Username: "nopub", Password: "pw"})
+	t.Cleanup(func() { rdb.Close() })
+	s := redisstore.New(rdb, nil)
+	ctx := t.Context()
+	if err := s.Set(ctx, "k", []byte("v"), time.Minute, driver.Note{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, []string{"k"}, driver.Note{Channel: "ch", Message: "m"}); err == nil {
+		t.Fatal("Delete with a note it cannot publish succeeded")
+	}
+	if got, _ := own.Do("EXISTS", "k"); got != int64(1) {
+		t.Fatalf("EXISTS k = %v after the failed Delete, want 1 (all or nothing)", got)
+	}
+	if err := s.Set(ctx, "k", []byte("w"), time.Minute, driver.Note{Channel: "ch", Message: "m"}); err == nil {
+		t.Fatal("Set with a note it cannot publish succeeded")
+	}
 }
 
 type handler struct {

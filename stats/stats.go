@@ -149,6 +149,19 @@ const (
 	// Oversize is a value too large to cache (Options.MaxValueSize), or an
 	// entry too large to read.
 	Oversize
+	// LoadAbandoned is a load whose loader was still running past
+	// LoadTimeout (it ignored its context): its callers got an error and
+	// later callers start a new load; its result is dropped.
+	LoadAbandoned
+	// LockRepaired is a rebuild lock that could not be tiercache's (no
+	// expiry, foreign content) taken over instead of waited for.
+	LockRepaired
+	// WriteRepaired is an id whose failed Set or Delete (or another
+	// process's write carried over from an older generation) was completed
+	// in the background by deleting its key.
+	WriteRepaired
+	// VersionSwitch is a move to a new runtime generation of the keyspace.
+	VersionSwitch
 
 	numEvents = iota + 1
 )
@@ -159,6 +172,8 @@ var eventNames = [numEvents]string{
 	LockContended: "lock_contended", LockWait: "lock_wait", LockWaitTimeout: "lock_wait_timeout",
 	FillLost: "fill_lost", L2Error: "l2_error", L2Corrupt: "l2_corrupt",
 	Invalidation: "invalidation", Eviction: "eviction", Oversize: "oversize",
+	LoadAbandoned: "load_abandoned", LockRepaired: "lock_repaired",
+	WriteRepaired: "write_repaired", VersionSwitch: "version_switch",
 }
 
 func (e Event) String() string {
@@ -232,6 +247,12 @@ type Snapshot struct {
 	// Oversize counts values too large to cache and entries too large to
 	// read (Options.MaxValueSize).
 	Oversize uint64
+	// LoadsAbandoned counts loads whose loader ignored its context past
+	// LoadTimeout; LocksRepaired rebuild locks taken over because they
+	// could not be tiercache's; WritesRepaired ids whose failed write was
+	// completed in the background; VersionSwitches moves to a new runtime
+	// generation.
+	LoadsAbandoned, LocksRepaired, WritesRepaired, VersionSwitches uint64
 
 	requests [numOutcomes][numTiers]uint64
 	events   [numEvents]uint64
@@ -393,6 +414,10 @@ func (c *Counter) Snapshot() Snapshot {
 	s.Invalidations = ev(Invalidation)
 	s.L1Evictions = ev(Eviction)
 	s.Oversize = ev(Oversize)
+	s.LoadsAbandoned = ev(LoadAbandoned)
+	s.LocksRepaired = ev(LockRepaired)
+	s.WritesRepaired = ev(WriteRepaired)
+	s.VersionSwitches = ev(VersionSwitch)
 	return s
 }
 

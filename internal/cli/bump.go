@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/fleet"
+	"github.com/tiercache/tiercache/internal/keys"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -14,12 +15,15 @@ func bumpCommand() *command {
 		synopsis: "abandon every cached value of a keyspace at once (runtime version bump)",
 		usage: `Usage: tiercache bump --redis URL [--prefix P] KEYSPACE
 
-Increments the runtime generation of KEYSPACE (the Keyspace.Name of the
-caches, e.g. user) in Redis and tells every running process: they switch to
-keys of the new version ("v1+1:user:42") and flush their in-process tier, so
-the values cached before, say by a bad deploy, are never served again. Old
-keys are not scanned for; they expire by their TTL. Processes started later
-read the generation at start. --prefix is the caches' Options.Prefix.
+Stores a new runtime generation of KEYSPACE (the Keyspace.Name of the
+caches, e.g. user) in Redis, one never used before, and tells every running
+process: they read it, switch to keys of the new version
+("v1+1764201234567890:user:42") and flush their in-process tier, so the
+values cached before, say by a bad deploy, are never served again. It says
+how many processes heard it and how many said they switched (it waits up to
+2 s for them). Old keys are not scanned for; they expire by their TTL.
+Processes started later read the generation at start. --prefix is the
+caches' Options.Prefix.
 `,
 		run: runBump,
 	}
@@ -42,11 +46,21 @@ func runBump(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	gen, err := tiercache.BumpVersion(ctx, redisstore.New(rdb, nil), *prefix, pos[0])
+	if err := keys.CheckName(pos[0]); err != nil {
+		return usagef("bump: keyspace %q: %v", pos[0], err)
+	}
+	if err := keys.CheckPrefix(*prefix); err != nil {
+		return usagef("bump: --prefix %q: %v", *prefix, err)
+	}
+	b, err := fleet.Bump(ctx, redisstore.New(rdb, nil), *prefix, "v1", pos[0])
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "keyspace %s: runtime generation %d: keys now use version \"<Version>+%d\" (e.g. %s)\n",
-		pos[0], gen, gen, *prefix+"v1+"+fmt.Sprint(gen)+":"+pos[0]+":42")
+		pos[0], b.Generation, b.Generation, keys.NewSpace(*prefix, "v1", pos[0], b.Generation).Key("42"))
+	fmt.Fprintf(e.stdout, "%d running processes heard it, %d said they switched\n", b.Heard, b.Switched)
+	if b.Heard == 0 {
+		fmt.Fprintf(e.stdout, "no running process uses keyspace %q with prefix %q on this Redis: check the name and --prefix\n", pos[0], *prefix)
+	}
 	return nil
 }

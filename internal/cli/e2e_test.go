@@ -144,7 +144,9 @@ func testServe(t *testing.T, db string) {
 	// bump abandons the keyspace's entries: both instances switch to new
 	// keys and reload from the database.
 	code, stdout, stderr = run(t, "bump", "--redis", rs.URL(), "user")
-	if code != ExitOK || !strings.Contains(stdout, "runtime generation 1") {
+	var gen int64
+	if _, err := fmt.Sscanf(stdout, "keyspace user: runtime generation %d", &gen); code != ExitOK || err != nil || gen <= 0 ||
+		!strings.Contains(stdout, "2 running processes heard it, 2 said they switched") {
 		t.Fatalf("bump: exit code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	for i, base := range []string{a, b} {
@@ -152,7 +154,7 @@ func testServe(t *testing.T, db string) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			getUser(t, base, id, http.StatusOK)
-			if n, _ := rs.Do("EXISTS", "v1+1:user:"+id); n == int64(1) {
+			if n, _ := rs.Do("EXISTS", fmt.Sprintf("v1+%d:user:%s", gen, id)); n == int64(1) {
 				break
 			}
 			if time.Now().After(deadline) {

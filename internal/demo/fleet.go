@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/redisstore"
 	"github.com/tiercache/tiercache/stats"
@@ -78,7 +79,7 @@ func newFleet(ctx context.Context, db *userdb.DB, cfg fleetConfig) (*fleet, erro
 
 func newInstance(ctx context.Context, cfg fleetConfig) (*instance, error) {
 	in := &instance{}
-	var store tiercache.Store
+	var store driver.Store
 	if cfg.redis != nil {
 		o := *cfg.redis
 		o.ContextTimeoutEnabled = true

@@ -5,13 +5,14 @@
 // need:
 //   - each waiter honours its own context: a caller whose ctx ends returns at
 //     once with ctx's error, while the shared call goes on for the others;
-//   - the shared function runs in its own goroutine with a context detached
-//     from every caller's cancellation (context.WithoutCancel keeps the trace
-//     values of the caller that started it) and bounded by Group.Timeout, so
-//     the first caller giving up does not fail the rest;
-//   - a panic or runtime.Goexit in the function becomes an error for every
-//     waiter instead of crashing the process or hanging them;
-//   - Join and Finish let a caller lead several keys at once (batch loads).
+//   - shared work runs with a context detached from every caller's
+//     cancellation (it keeps the values of the caller that started it) and
+//     cancelled by Close, which waits for it;
+//   - a panic or runtime.Goexit becomes an error for every waiter instead of
+//     crashing the process or hanging them (Protect);
+//   - Join and Finish let a caller lead several keys at once (batch loads);
+//   - a Runner calls functions that may ignore their context, and abandons
+//     them when it ends, so that no call waits for them.
 package flight
 
 import (
@@ -20,16 +21,16 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
-	"time"
 )
 
-// ErrGoexit is the error of a call whose function called runtime.Goexit.
+// ErrGoexit is the error of a function that called runtime.Goexit.
 var ErrGoexit = errors.New("flight: function called runtime.Goexit")
 
-// ErrClosed is returned by Do after Close.
+// ErrClosed is the error of calls that could not run because the group was
+// closed.
 var ErrClosed = errors.New("flight: group closed")
 
-// PanicError is the error of a call whose function panicked.
+// PanicError is the error of a function that panicked.
 type PanicError struct {
 	Value any    // the value passed to panic
 	Stack []byte // the stack of the panicking goroutine
@@ -45,27 +46,44 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// A Group runs functions once per key at a time. The zero Group is ready to
-// use and is safe for concurrent use; it must not be copied after first use.
-type Group[V any] struct {
-	// Timeout bounds the context of each function Do runs; zero means no
-	// bound beyond Close.
-	Timeout time.Duration
+// Protect calls fn. If fn panics, Protect recovers and calls abort with a
+// *PanicError, then returns normally. If fn calls runtime.Goexit, Protect
+// calls abort with ErrGoexit and the goroutine goes on exiting: so the code
+// that waits for fn's result is told, whatever fn does.
+func Protect(fn func(), abort func(error)) {
+	normal := false
+	defer func() {
+		if normal {
+			return
+		}
+		if r := recover(); r != nil {
+			abort(&PanicError{Value: r, Stack: debug.Stack()})
+			return
+		}
+		abort(ErrGoexit)
+	}()
+	fn()
+	normal = true
+}
 
+// A Group runs work once per key at a time. The zero Group is ready to use
+// and is safe for concurrent use; it must not be copied after first use.
+type Group[V any] struct {
 	mu     sync.Mutex
 	calls  map[string]*Call[V]
 	closed bool
 	stop   context.Context // done once Close is called
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // functions started by Do
+	wg     sync.WaitGroup // work started by Go and Run
 }
 
 // A Call is one execution shared by the callers of a key.
 type Call[V any] struct {
-	done chan struct{}
-	dups int // callers that joined after the leader; guarded by Group.mu
-	val  V
-	err  error
+	done     chan struct{}
+	finished bool // guarded by Group.mu
+	dups     int  // callers that joined after the leader; guarded by Group.mu
+	val      V
+	err      error
 }
 
 // Wait returns the call's result once it is done, or ctx's error if ctx ends
@@ -87,23 +105,6 @@ func (c *Call[V]) Wait(ctx context.Context) (V, error) {
 
 // Done is closed when the call has its result.
 func (c *Call[V]) Done() <-chan struct{} { return c.done }
-
-// Do runs fn for key unless a call for key is in flight, in which case it
-// waits for that call's result. shared reports whether the caller joined a
-// call started by another caller. fn runs in a new goroutine with
-// context.WithoutCancel(ctx), bounded by g.Timeout and cancelled by Close.
-func (g *Group[V]) Do(ctx context.Context, key string, fn func(context.Context) (V, error)) (v V, shared bool, err error) {
-	c, leader := g.Join(key)
-	if c == nil {
-		var zero V
-		return zero, false, ErrClosed
-	}
-	if leader {
-		g.Lead(ctx, key, c, fn)
-	}
-	v, err = c.Wait(ctx)
-	return v, !leader, err
-}
 
 // Join returns the call in flight for key and false, or registers a new call
 // and returns it with true: the caller then leads it and must Finish it. After
@@ -127,15 +128,22 @@ func (g *Group[V]) Join(key string) (c *Call[V], leader bool) {
 }
 
 // Finish records the result of a call led by the caller, wakes its waiters
-// and forgets the key, so that the next caller starts a new call.
-func (g *Group[V]) Finish(key string, c *Call[V], v V, err error) {
+// and forgets the key, so that the next caller starts a new call. Only the
+// first Finish of a call counts; it reports whether this one did.
+func (g *Group[V]) Finish(key string, c *Call[V], v V, err error) bool {
 	g.mu.Lock()
+	if c.finished {
+		g.mu.Unlock()
+		return false
+	}
+	c.finished = true
 	if g.calls[key] == c {
 		delete(g.calls, key)
 	}
-	g.mu.Unlock()
 	c.val, c.err = v, err
+	g.mu.Unlock()
 	close(c.done)
+	return true
 }
 
 // Joined returns how many callers joined the call in flight for key after
@@ -165,17 +173,13 @@ func (g *Group[V]) ForgetAll() {
 }
 
 // Context returns a context for work that must outlive its caller: detached
-// from ctx's cancellation but keeping its values, bounded by g.Timeout, and
-// cancelled by Close. The caller must call the returned cancel function.
-func (g *Group[V]) Context(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := detached{Context: g.stopContext(), values: ctx}
-	if g.Timeout > 0 {
-		return context.WithTimeout(d, g.Timeout)
-	}
-	return d, func() {}
+// from ctx's cancellation but keeping its values, and cancelled (with cause
+// ErrClosed) by Close.
+func (g *Group[V]) Context(ctx context.Context) context.Context {
+	return detached{Context: g.stopContext(), values: ctx}
 }
 
-// stopContext returns the context Close cancels (with cause ErrClosed).
+// stopContext returns the context Close cancels.
 func (g *Group[V]) stopContext() context.Context {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -187,11 +191,10 @@ func (g *Group[V]) stopContext() context.Context {
 
 // detached has the values of one context (a caller's) and the cancellation
 // of another (the group's): context.WithoutCancel and Close's cancellation
-// in one allocation, where WithoutCancel, WithCancelCause and AfterFunc took
-// five. Value asks the group's context first: it holds no values of its own
-// (it derives from Background), only the context package's own lookup of the
-// cancelCtx behind Done, which must find the group's so that Cause and
-// derived contexts see the right cancellation.
+// in one allocation. Value asks the group's context first: it holds no
+// values of its own (it derives from Background), only the context
+// package's own lookup of the cancelCtx behind Done, which must find the
+// group's so that Cause and derived contexts see the right cancellation.
 type detached struct {
 	context.Context                 // the group's: Deadline, Done, Err
 	values          context.Context // the caller's: Value
@@ -205,59 +208,68 @@ func (d detached) Value(key any) any {
 }
 
 // Go runs fn in a goroutine the group owns, with Context(ctx): Close
-// cancels its context and waits for it. It is how a caller that leads calls
-// taken with Join runs their shared work. It reports false, without running
+// cancels its context and waits for it. It reports false, without running
 // fn, after Close.
 func (g *Group[V]) Go(ctx context.Context, fn func(context.Context)) bool {
 	if !g.add() {
 		return false
 	}
-	fctx, cancel := g.Context(ctx)
+	fctx := g.Context(ctx)
 	go func() {
 		defer g.wg.Done()
-		defer cancel()
 		fn(fctx)
 	}()
 	return true
 }
 
-// Lead runs fn for the call c of key, which the caller leads (see Join),
-// with Context(ctx), and finishes c with its result. fn runs in a new
-// goroutine, so that the caller can stop waiting at its own deadline while
-// the others get the result; but when ctx can never end (ctx.Done() is nil,
-// as for context.Background), the caller could not stop waiting anyway, and
-// fn runs on the caller's goroutine, sparing a goroutine and its stack.
-// Either way a panic or runtime.Goexit in fn becomes the call's error, and
-// Close cancels fn and waits for it.
-func (g *Group[V]) Lead(ctx context.Context, key string, c *Call[V], fn func(context.Context) (V, error)) {
-	body := func(ctx context.Context) {
-		// If fn calls runtime.Goexit, the assignment below never happens and
-		// the deferred Finish hands ErrGoexit to the waiters.
-		var v V
-		err := ErrGoexit
-		defer func() { g.Finish(key, c, v, err) }()
-		v, err = run(ctx, fn)
+// Run is Go on the caller's goroutine, for a caller that would only wait
+// for fn anyway: it spares a goroutine. Close waits for it too.
+func (g *Group[V]) Run(ctx context.Context, fn func(context.Context)) bool {
+	if !g.add() {
+		return false
 	}
-	if ctx.Done() == nil {
-		if !g.add() {
-			var zero V
-			g.Finish(key, c, zero, ErrClosed)
-			return
-		}
-		defer g.wg.Done()
-		fctx, cancel := g.Context(ctx)
-		defer cancel()
-		body(fctx)
-		return
-	}
-	if !g.Go(ctx, body) {
+	defer g.wg.Done()
+	fn(g.Context(ctx))
+	return true
+}
+
+// Do runs fn for key unless a call for key is in flight, in which case it
+// waits for that call's result. shared reports whether the caller joined a
+// call started by another caller. fn runs in a goroutine of the group's,
+// with Context(ctx); a panic or Goexit in it is the call's error.
+func (g *Group[V]) Do(ctx context.Context, key string, fn func(context.Context) (V, error)) (v V, shared bool, err error) {
+	c, leader := g.Join(key)
+	if c == nil {
 		var zero V
+		return zero, false, ErrClosed
+	}
+	if leader {
+		g.Lead(ctx, key, c, fn)
+	}
+	v, err = c.Wait(ctx)
+	return v, !leader, err
+}
+
+// Lead runs fn for the call c of key, which the caller leads (see Join), in
+// a goroutine of the group's with Context(ctx), and finishes c with its
+// result: a panic or Goexit in fn is the call's error, and a closed group's
+// is ErrClosed.
+func (g *Group[V]) Lead(ctx context.Context, key string, c *Call[V], fn func(context.Context) (V, error)) {
+	var zero V
+	started := g.Go(ctx, func(ctx context.Context) {
+		Protect(func() {
+			v, err := fn(ctx)
+			g.Finish(key, c, v, err)
+		}, func(err error) { g.Finish(key, c, zero, err) })
+	})
+	if !started {
 		g.Finish(key, c, zero, ErrClosed)
 	}
 }
 
-// add counts a function about to run in the group's lifetime, unless the
-// group is closed.
+// add counts work about to run in the group's lifetime, unless the group is
+// closed. Checking closed and adding under one lock is what lets Close's
+// Wait see every piece of work.
 func (g *Group[V]) add() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -268,19 +280,8 @@ func (g *Group[V]) add() bool {
 	return true
 }
 
-// run calls fn and turns a panic in it into a *PanicError.
-func run[V any](ctx context.Context, fn func(context.Context) (V, error)) (v V, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			var zero V
-			v, err = zero, &PanicError{Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return fn(ctx)
-}
-
-// Close cancels the context of every function Do started, waits for them to
-// return, and makes later calls of Do fail with ErrClosed.
+// Close cancels the context of the group's work, waits for it to return,
+// and makes later Join, Go and Run fail.
 func (g *Group[V]) Close() {
 	g.stopContext()
 	g.mu.Lock()

@@ -232,17 +232,6 @@ func TestDetachedContextKeepsValues(t *testing.T) {
 	}
 }
 
-func TestTimeoutBoundsFunction(t *testing.T) {
-	g := Group[int]{Timeout: time.Millisecond}
-	_, _, err := g.Do(t.Context(), "k", func(ctx context.Context) (int, error) {
-		<-ctx.Done()
-		return 0, ctx.Err()
-	})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want DeadlineExceeded", err)
-	}
-}
-
 func TestForget(t *testing.T) {
 	var g Group[int]
 	release := make(chan struct{})
@@ -310,10 +299,9 @@ func TestCloseCancelsAndWaits(t *testing.T) {
 	}
 }
 
-// TestLeadInline: a leader whose context cannot end runs fn on its own
-// goroutine (no goroutine spared for nothing), with the same guarantees:
-// values kept, a panic turned into an error, Close waited for.
-func TestLeadInline(t *testing.T) {
+// TestRun: Run runs fn on the caller's goroutine, with the values of the
+// caller's context and the group's cancellation, and Close waits for it.
+func TestRun(t *testing.T) {
 	var g Group[string]
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "v")
@@ -322,22 +310,98 @@ func TestLeadInline(t *testing.T) {
 		buf := make([]byte, 64<<10)
 		return strings.Contains(string(buf[:runtime.Stack(buf, false)]), "testing.tRunner")
 	}
-	v, _, err := g.Do(ctx, "k", func(ctx context.Context) (string, error) {
-		return fmt.Sprint(onCaller(), ctx.Value(key{})), nil
+	var got string
+	if !g.Run(ctx, func(ctx context.Context) { got = fmt.Sprint(onCaller(), ctx.Value(key{})) }) {
+		t.Fatal("Run refused before Close")
+	}
+	if got != "truev" {
+		t.Fatalf("Run: %q, want fn on the caller's goroutine with the values", got)
+	}
+	started, closed := make(chan struct{}), make(chan struct{})
+	var sawCancel atomic.Bool
+	go g.Run(ctx, func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		sawCancel.Store(true)
 	})
-	if v != "truev" || err != nil {
-		t.Fatalf("Do with a context that cannot end = %q, %v; want fn inline with the values", v, err)
+	<-started
+	go func() { g.Close(); close(closed) }()
+	<-closed
+	if !sawCancel.Load() {
+		t.Fatal("Close returned before the function Run was running")
 	}
-	_, _, err = g.Do(context.Background(), "k", func(context.Context) (string, error) { panic("inline boom") })
-	var pe *PanicError
-	if !errors.As(err, &pe) || pe.Value != "inline boom" {
-		t.Fatalf("inline panic gave %v, want a *PanicError", err)
+	if g.Run(ctx, func(context.Context) { t.Error("ran after Close") }) {
+		t.Fatal("Run after Close reported true")
 	}
-	// With a context that can end, fn runs elsewhere.
-	v, _, _ = g.Do(t.Context(), "k", func(ctx context.Context) (string, error) {
-		return fmt.Sprint(onCaller()), nil
-	})
-	if v != "false" {
-		t.Fatal("fn ran on the caller's goroutine though the caller could give up")
+}
+
+// TestFinishOnce: only the first Finish of a call counts.
+func TestFinishOnce(t *testing.T) {
+	var g Group[int]
+	c, _ := g.Join("k")
+	if !g.Finish("k", c, 1, nil) || g.Finish("k", c, 2, errors.New("late")) {
+		t.Fatal("Finish did not report first-wins")
 	}
+	if v, err := c.Wait(t.Context()); v != 1 || err != nil {
+		t.Fatalf("Wait = %v, %v; want the first result", v, err)
+	}
+}
+
+func TestRunnerResults(t *testing.T) {
+	var r Runner
+	if err := r.Run(t.Context(), func(context.Context) error { return nil }, nil); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	boom := errors.New("boom")
+	if err := r.Run(t.Context(), func(context.Context) error { panic(boom) }, nil); !errors.Is(err, boom) {
+		t.Fatalf("panic: %v, want a *PanicError wrapping boom", err)
+	}
+	if err := r.Run(t.Context(), func(context.Context) error { runtime.Goexit(); return nil }, nil); !errors.Is(err, ErrGoexit) {
+		t.Fatalf("Goexit: %v, want ErrGoexit", err)
+	}
+}
+
+// TestRunnerAbandons: a function that ignores its context is abandoned when
+// the context ends; abandoned calls are counted, bounded by Limit, and
+// dropped from the count when they return.
+func TestRunnerAbandons(t *testing.T) {
+	r := Runner{Limit: 2}
+	release := make(chan struct{})
+	var abandoned atomic.Int32
+	stuck := func(context.Context) error { <-release; return nil }
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			for r.runningCount() <= i { // this call's function has started
+				runtime.Gosched()
+			}
+			cancel()
+		}()
+		err := r.Run(ctx, stuck, func() { abandoned.Add(1) })
+		if !errors.Is(err, ErrAbandoned) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run of a stuck function = %v, want ErrAbandoned and Canceled", err)
+		}
+	}
+	if got := r.Abandoned(); got != 2 || abandoned.Load() != 2 {
+		t.Fatalf("Abandoned = %d (callbacks %d), want 2", got, abandoned.Load())
+	}
+	if err := r.Run(t.Context(), func(context.Context) error { return nil }, nil); !errors.Is(err, ErrTooManyAbandoned) {
+		t.Fatalf("Run past Limit = %v, want ErrTooManyAbandoned", err)
+	}
+	if r.Wait(time.Millisecond) {
+		t.Fatal("Wait reported idle with stuck functions running")
+	}
+	close(release)
+	if !r.Wait(10 * time.Second) {
+		t.Fatal("Wait timed out after the stuck functions returned")
+	}
+	if got := r.Abandoned(); got != 0 {
+		t.Fatalf("Abandoned = %d after they returned, want 0", got)
+	}
+}
+
+func (r *Runner) runningCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
 }

@@ -1,0 +1,184 @@
+package fleet
+
+import (
+	"context"
+	"strings"
+
+	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/keys"
+	"github.com/tiercache/tiercache/stats"
+)
+
+// Messages on a keyspace's channel are "<op> <instance> <version> <ids>",
+// version being the sender's version in keys ("v1", "v1+1764201234567890") and
+// ids separated by newlines (ids hold no control characters):
+//
+//	w  a write (Set, Delete): the ids changed. Receivers drop their copies
+//	   and wake their waiters; a receiver that moved to a newer generation
+//	   within ForwardWindow carries the write over to its own keys.
+//	f  a rebuild's fill: receivers drop their (older) copies and wake.
+//	r  a rebuild released without a fill: receivers wake their waiters.
+//	v  hint: re-read the keyspace's generation from the store.
+//	a  acknowledgement: the sender moved to version (ids empty).
+//
+// A message is a hint, never the authority: nothing in one moves a process
+// to a state the store does not hold. The worst a forged message can do is
+// make processes drop copies (and re-read them from the shared tier) or read
+// the generation once more.
+const (
+	opWrite    = 'w'
+	opFill     = 'f'
+	opReleased = 'r'
+	opVersion  = 'v'
+	opAck      = 'a'
+)
+
+// message returns the message of op about ids in space.
+func (t *Tier) message(op byte, space *keys.Space, ids ...string) string {
+	n := len(ids)
+	for _, id := range ids {
+		n += len(id)
+	}
+	var b strings.Builder
+	b.Grow(4 + len(t.instance) + len(space.Version) + n)
+	b.WriteByte(op)
+	b.WriteByte(' ')
+	b.WriteString(t.instance)
+	b.WriteByte(' ')
+	b.WriteString(space.Version)
+	b.WriteByte(' ')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(id)
+	}
+	return b.String()
+}
+
+// note returns the note announcing op about ids, or none without messages.
+func (t *Tier) note(op byte, space *keys.Space, ids ...string) driver.Note {
+	if !t.caps.Messages {
+		return driver.Note{}
+	}
+	return driver.Note{Channel: t.channel, Message: t.message(op, space, ids...)}
+}
+
+// FillNote is the note a single conditional fill of id publishes.
+func (t *Tier) FillNote(space *keys.Space, id string) driver.Note { return t.note(opFill, space, id) }
+
+// Filled tells the other processes that ids were filled (they drop older
+// copies and wake their waiters).
+func (t *Tier) Filled(ctx context.Context, space *keys.Space, ids []string) {
+	t.announce(ctx, opFill, space, ids)
+}
+
+// Released tells the processes waiting for the rebuilds of ids that they
+// ended without a fill.
+func (t *Tier) Released(ctx context.Context, space *keys.Space, ids []string) {
+	t.announce(ctx, opReleased, space, ids)
+}
+
+// announce publishes op about ids, driver.MaxBatch ids per message. A
+// failure is logged: fills and releases are hints (waiters also poll).
+func (t *Tier) announce(ctx context.Context, op byte, space *keys.Space, ids []string) {
+	if !t.caps.Messages || len(ids) == 0 {
+		return
+	}
+	err := chunks(len(ids), func(lo, hi int) error {
+		return t.call(ctx, func(ctx context.Context) error {
+			_, err := t.store.Publish(ctx, t.channel, t.message(op, space, ids[lo:hi]...))
+			return err
+		})
+	})
+	if err != nil {
+		t.warn(ctx, "tiercache: message not sent", space.Key(ids[0]), err)
+	}
+}
+
+// handler receives the subscription's messages and state.
+type handler struct{ t *Tier }
+
+func (h handler) Message(payload string) {
+	t := h.t
+	op, rest, _ := strings.Cut(payload, " ")
+	instance, rest, _ := strings.Cut(rest, " ")
+	version, list, _ := strings.Cut(rest, " ")
+	if len(op) != 1 {
+		return
+	}
+	switch op[0] {
+	case opVersion:
+		t.syncSoon()
+		return
+	case opAck:
+		if w := t.acks.Load(); w != nil {
+			w.ack(instance, version)
+		}
+		return
+	case opWrite, opFill, opReleased:
+	default:
+		return
+	}
+	space := t.space.Load()
+	own := instance == t.instance
+	forward := false
+	if version != space.Version {
+		code, gen, ok := keys.ParseVersion(version)
+		if ok && code == t.cfg.Version {
+			// Another generation of this keyspace: ours may be out of date,
+			// or the sender's. A write from the one we just left is carried
+			// over to our keys, so that it is not lost on processes that
+			// have not switched yet.
+			t.syncSoon()
+			forward = op[0] == opWrite && !own && gen < space.Gen && gen == t.prevGen.Load() &&
+				t.cfg.Now()-t.switched.Load() < int64(t.cfg.ForwardWindow)
+		}
+	}
+	if list == "" {
+		return
+	}
+	var ids []string
+	for id := range strings.SplitSeq(list, "\n") {
+		if op[0] != opReleased && !own && t.cfg.Local.Invalidate(id) {
+			t.cfg.Record(stats.Invalidation)
+		}
+		t.waiters.Wake(id)
+		if forward {
+			ids = append(ids, id)
+		}
+	}
+	if forward {
+		t.pending.add(ids...)
+		t.repairSoon()
+	}
+}
+
+// Up trusts the cache's copies again once they have been flushed of
+// whatever they may have kept while messages could be missed, and has the
+// generation read again (a bump may have been missed too).
+func (h handler) Up() {
+	t := h.t
+	t.cfg.Local.Flush()
+	t.cfg.Local.Trust(true)
+	t.up.Store(true)
+	t.upMu.Lock()
+	close(t.upCh)
+	t.upCh = make(chan struct{})
+	t.upMu.Unlock()
+	t.waiters.WakeAll()
+	t.syncSoon()
+}
+
+// Down stops trusting the cache's copies before the shared tier, and makes
+// the generation unknown until it is read again: a bump may be missed.
+func (h handler) Down(err error) {
+	t := h.t
+	t.cfg.Local.Trust(false)
+	t.up.Store(false)
+	if t.caps.Generations {
+		t.known.Store(false)
+	}
+	t.syncSoon()
+	t.warn(t.ctx, "tiercache: invalidation subscription lost; in-process copies answer only when the shared tier fails", t.channel, err)
+}

@@ -1,0 +1,137 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tiercache/tiercache/stats"
+)
+
+// Writes this process could not complete in the shared tier, and writes of
+// processes on an older generation carried over to this one's keys, are
+// pending: the key of each id must be deleted (and the deletion announced)
+// before the shared tier can be trusted for it again. Deleting is always
+// safe, whatever happened since: a failed Set is completed by deleting the
+// key too, and the next read loads from the origin. Until then the cache
+// loads pending ids from the origin and keeps them out of the shared tier,
+// so a process never serves a value older than its own write, even when
+// the write failed.
+type pending struct {
+	mu  sync.Mutex
+	ids map[string]uint64 // id -> the mark's sequence number
+	seq uint64
+	n   atomic.Int64 // len(ids): the fast check
+}
+
+// maxPending bounds the pending ids; past it the oldest marks are kept and
+// new ids are not (their writes' errors said they may not have reached the
+// shared tier).
+const maxPending = 1 << 16
+
+const (
+	minRepairBackoff = 50 * time.Millisecond
+	maxRepairBackoff = 2 * time.Second
+)
+
+func (p *pending) add(ids ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ids == nil {
+		p.ids = make(map[string]uint64)
+	}
+	for _, id := range ids {
+		if _, ok := p.ids[id]; !ok && len(p.ids) >= maxPending {
+			continue
+		}
+		p.seq++
+		p.ids[id] = p.seq
+	}
+	p.n.Store(int64(len(p.ids)))
+}
+
+func (p *pending) has(id string) bool {
+	if p.n.Load() == 0 {
+		return false
+	}
+	p.mu.Lock()
+	_, ok := p.ids[id]
+	p.mu.Unlock()
+	return ok
+}
+
+// take returns up to n pending ids and their marks.
+func (p *pending) take(n int) ([]string, []uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]string, 0, min(n, len(p.ids)))
+	marks := make([]uint64, 0, cap(ids))
+	for id, m := range p.ids {
+		if len(ids) == n {
+			break
+		}
+		ids = append(ids, id)
+		marks = append(marks, m)
+	}
+	return ids, marks
+}
+
+// done forgets the ids whose marks are unchanged: an id marked again since
+// take stays pending.
+func (p *pending) done(ids []string, marks []uint64) {
+	p.mu.Lock()
+	for i, id := range ids {
+		if p.ids[id] == marks[i] {
+			delete(p.ids, id)
+		}
+	}
+	p.n.Store(int64(len(p.ids)))
+	p.mu.Unlock()
+}
+
+// MarkPending leaves ids for the maintenance loop to delete (see Pending):
+// for a write that could not even be attempted.
+func (t *Tier) MarkPending(ids []string) {
+	t.pending.add(ids...)
+	t.repairSoon()
+}
+
+// repairSoon asks the maintenance loop to repair now.
+func (t *Tier) repairSoon() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// repair deletes (and announces) the keys of a batch of pending ids in the
+// keyspace in effect, and reports whether more are pending.
+func (t *Tier) repair(ctx context.Context) (more bool, err error) {
+	ids, marks := t.pending.take(512)
+	if len(ids) == 0 {
+		return false, nil
+	}
+	// Not Ready: this runs on the maintenance loop, which does the syncs
+	// Ready would wait for.
+	if !t.known.Load() {
+		t.syncSoon()
+		return true, ErrNoGeneration
+	}
+	space := t.space.Load()
+	err = t.call(ctx, func(ctx context.Context) error {
+		return t.store.Delete(ctx, keysOf(space, ids), t.note(opWrite, space, ids...))
+	})
+	if err != nil {
+		return true, err
+	}
+	t.pending.done(ids, marks)
+	for _, id := range ids {
+		// Copies loaded from the origin meanwhile are fine; what matters is
+		// that a read that starts now goes to the shared tier, which no
+		// longer holds an older value.
+		t.cfg.Local.Invalidate(id)
+		t.cfg.Record(stats.WriteRepaired)
+	}
+	return t.pending.n.Load() > 0, nil
+}

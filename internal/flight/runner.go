@@ -1,0 +1,132 @@
+package flight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrTooManyAbandoned is the error of a Runner call refused because too many
+// earlier calls are still running past their context.
+var ErrTooManyAbandoned = errors.New("flight: too many abandoned calls still running")
+
+// ErrAbandoned marks the error of a Runner call whose function was still
+// running when its context ended; the error also wraps the context's cause.
+var ErrAbandoned = errors.New("flight: call abandoned")
+
+// A Runner calls functions that may not honour their context (user code
+// such as a cache's loader): each runs on a goroutine of its own, and the
+// caller stops waiting when ctx ends. A function still running then is
+// abandoned: its result is dropped when it returns. Abandoned functions are
+// counted, and past Limit of them still running, Run refuses new calls
+// rather than pile up goroutines behind a hung origin.
+//
+// The zero Runner is ready to use (with no limit); it is safe for concurrent
+// use.
+type Runner struct {
+	// Limit bounds the abandoned calls still running; 0 means no bound.
+	Limit int
+
+	mu        sync.Mutex
+	running   int // calls whose function has not returned
+	abandoned int // of those, calls whose caller stopped waiting
+	idle      chan struct{}
+}
+
+// Run calls fn with ctx on a goroutine of its own and returns its error (a
+// *PanicError if it panicked, ErrGoexit if it called runtime.Goexit). If ctx
+// ends first, Run abandons fn and returns an error wrapping ErrAbandoned and
+// ctx's cause; the caller must then not read anything fn writes. abandon, if
+// not nil, is called when fn is abandoned.
+func (r *Runner) Run(ctx context.Context, fn func(context.Context) error, abandon func()) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	r.mu.Lock()
+	if r.Limit > 0 && r.abandoned >= r.Limit {
+		r.mu.Unlock()
+		return ErrTooManyAbandoned
+	}
+	r.running++
+	r.mu.Unlock()
+
+	done := make(chan error, 1)
+	var state struct {
+		sync.Mutex
+		abandoned bool
+	}
+	go func() {
+		var err error
+		defer func() {
+			done <- err
+			state.Lock()
+			left := state.abandoned
+			state.Unlock()
+			r.mu.Lock()
+			r.running--
+			if left {
+				r.abandoned--
+			}
+			if r.running == 0 && r.idle != nil {
+				close(r.idle)
+				r.idle = nil
+			}
+			r.mu.Unlock()
+		}()
+		Protect(func() { err = fn(ctx) }, func(e error) { err = e })
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	// Between ctx ending and now fn may have returned: prefer its result.
+	state.Lock()
+	select {
+	case err := <-done:
+		state.Unlock()
+		return err
+	default:
+	}
+	state.abandoned = true
+	state.Unlock()
+	r.mu.Lock()
+	r.abandoned++
+	r.mu.Unlock()
+	if abandon != nil {
+		abandon()
+	}
+	return fmt.Errorf("%w: %w", ErrAbandoned, context.Cause(ctx))
+}
+
+// Abandoned returns how many abandoned calls are still running.
+func (r *Runner) Abandoned() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.abandoned
+}
+
+// Wait waits until no function is running, or for d at most, and reports
+// whether none is.
+func (r *Runner) Wait(d time.Duration) bool {
+	r.mu.Lock()
+	if r.running == 0 {
+		r.mu.Unlock()
+		return true
+	}
+	if r.idle == nil {
+		r.idle = make(chan struct{})
+	}
+	idle := r.idle
+	r.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	}
+}
