@@ -22,25 +22,32 @@
 // in the whole fleet does: it takes the key's rebuild lock
 // ("{v1:user:42}:lock", SET NX PX), loads, and stores the value only if it
 // still holds the lock; the others wait for its fill message and read it.
+// GetMany does the same for many ids at once, one round trip per step.
 //
 // Around that path:
 //   - Negative caching: a loader's ErrNotFound is cached for NegativeTTL on
 //     both tiers and returned by Get without calling the loader.
-//   - Versioned keys: a key is "{Version}:{Name}:{id}"; a new Version makes
-//     every old entry unreachable at once, without a scan.
-//   - Stale-while-revalidate: between TTL and TTL+StaleTTL a value is served
-//     at once and one background refresh (fleet-wide) rebuilds it.
-//   - Early refresh (XFetch): reads shortly before a hot key's expiry refresh
-//     it in the background, with a probability that grows as the expiry
-//     nears and with how long the last rebuild took.
-//   - TTL jitter spreads the expiry of keys written together.
+//   - Versioned keys: a key is "{Version}:{Name}:{id}"; a new Version (or
+//     BumpVersion at runtime) makes every old entry unreachable at once,
+//     without a scan.
+//   - Stale-while-revalidate and early refresh (XFetch) keep hot keys from
+//     expiring under load; TTL jitter spreads the expiry of keys written
+//     together.
 //   - Failures: Redis errors are misses, never errors; a circuit breaker
 //     stops calling a Redis that keeps failing; failing loads are retried
 //     with backoff, then answered with a stale value (ErrStale), a fallback
-//     value (ErrFallback) or the error.
-//   - Consistency: Set and Delete drop the other processes' L1 copies through
-//     Redis pub/sub and cancel rebuilds that started before them, so a slow
-//     loader cannot write back a value older than the update.
+//     value (ErrFallback) or the error; a loader that hangs is abandoned at
+//     LoadTimeout.
+//
+// # Consistency
+//
+// Once Set or Delete returns, this process never serves the value it
+// replaced; once it returns nil, every process serves the change within the
+// invalidation bound (1.2 s with redisstore's defaults, milliseconds in
+// practice); an error means the change may not have reached everyone, and it
+// is retried in the background. A value is never another key's, keyspace's
+// or prefix's. docs/architecture.md states the contract in full, what holds
+// under each fault, and how the read path works in detail.
 //
 // # Observability
 //

@@ -147,10 +147,13 @@ func (t *Tier) sync(ctx context.Context) {
 		t.recentMu.Unlock()
 	}
 	t.known.Store(true)
-	if raised && cur.Gen > 0 {
-		// The key was lost, and other processes may have started on a lower
-		// generation meanwhile: have them read it again.
-		t.info("tiercache: runtime version key restored", slog.String("version", cur.Version))
+	if raised {
+		// The key was missing or lower: lost (or never written), and other
+		// processes may use another generation. Have them read it again: the
+		// highest generation any of them knows wins.
+		if cur.Gen > 0 {
+			t.info("tiercache: runtime version key restored", slog.String("version", cur.Version))
+		}
 		t.publish(ctx, t.message(opVersion, cur))
 	}
 }
