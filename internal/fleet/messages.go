@@ -120,12 +120,15 @@ func (h handler) Message(payload string) {
 	default:
 		return
 	}
+	code, gen, ok := keys.ParseVersion(version)
+	if !ok {
+		return // not from a tiercache process
+	}
 	space := t.space.Load()
 	own := instance == t.instance
 	forward := false
 	if version != space.Version {
-		code, gen, ok := keys.ParseVersion(version)
-		if ok && code == t.cfg.Version {
+		if code == t.cfg.Version {
 			// Another generation of this keyspace: ours may be out of date,
 			// or the sender's. A write from the one we just left is carried
 			// over to our keys, so that it is not lost on processes that
@@ -138,19 +141,20 @@ func (h handler) Message(payload string) {
 	if list == "" {
 		return
 	}
-	var ids []string
+	if forward {
+		// Pending before the copies are dropped, so that no read in between
+		// takes the new keys' older value back into L1.
+		t.pending.add(strings.Split(list, "\n")...)
+		t.repairSoon()
+	}
 	for id := range strings.SplitSeq(list, "\n") {
+		if id == "" {
+			continue
+		}
 		if op[0] != opReleased && !own && t.cfg.Local.Invalidate(id) {
 			t.cfg.Record(stats.Invalidation)
 		}
 		t.waiters.Wake(id)
-		if forward {
-			ids = append(ids, id)
-		}
-	}
-	if forward {
-		t.pending.add(ids...)
-		t.repairSoon()
 	}
 }
 

@@ -1,0 +1,225 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/cachetest"
+	"github.com/tiercache/tiercache/internal/keys"
+	"github.com/tiercache/tiercache/redisstore"
+	"github.com/tiercache/tiercache/stats"
+)
+
+var srv *cachetest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	srv, err = cachetest.RunRedis(cachetest.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	srv.Close()
+	os.Exit(code)
+}
+
+// recorder is a Local that records what the tier asks of it.
+type recorder struct {
+	mu          sync.Mutex
+	invalidated []string
+	flushes     int
+	trusted     bool
+}
+
+func (r *recorder) Invalidate(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.invalidated = append(r.invalidated, id)
+	return true
+}
+
+func (r *recorder) Flush() {
+	r.mu.Lock()
+	r.flushes++
+	r.mu.Unlock()
+}
+
+func (r *recorder) Trust(t bool) {
+	r.mu.Lock()
+	r.trusted = t
+	r.mu.Unlock()
+}
+
+func (r *recorder) ids() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.invalidated)
+}
+
+// newTier returns a started tier of keyspace name on srv, closed with the
+// test, and its recorder.
+func newTier(t *testing.T, name string) (*Tier, *recorder) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	rec := &recorder{}
+	tier := New(Config{
+		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: rec, Messages: true,
+		ForwardWindow: time.Minute, Now: func() int64 { return time.Now().UnixNano() }, Record: func(stats.Event) {},
+	})
+	tier.Start()
+	t.Cleanup(tier.Close)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := tier.WaitSettled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tier, rec
+}
+
+func TestPendingMarks(t *testing.T) {
+	var p pending
+	if p.has("a") {
+		t.Fatal("empty set has a")
+	}
+	p.add("a", "b")
+	ids, marks := p.take(10)
+	if len(ids) != 2 || !slices.Contains(ids, "a") || !slices.Contains(ids, "b") || !p.has("a") {
+		t.Fatalf("take = %v; has(a) = %v", ids, p.has("a"))
+	}
+	p.add("a") // a write of a again while the repair of the first is in flight
+	p.done(ids, marks)
+	if !p.has("a") || p.has("b") {
+		t.Fatalf("after done: has(a) %v, has(b) %v; want a still pending (marked again), b done", p.has("a"), p.has("b"))
+	}
+}
+
+func TestWaitersWakeEveryRegistration(t *testing.T) {
+	var w Waiters
+	ch1, ch2 := make(chan struct{}, 1), make(chan struct{}, 1)
+	w.Add([]string{"a", "b"}, ch1)
+	w.Add([]string{"b"}, ch2)
+	w.Wake("b")
+	w.Wake("b") // a second wake before anyone read does not block
+	for i, ch := range []chan struct{}{ch1, ch2} {
+		select {
+		case <-ch:
+		default:
+			t.Fatalf("wait %d not woken", i+1)
+		}
+	}
+	w.Remove([]string{"a", "b"}, ch1)
+	w.Wake("a")
+	select {
+	case <-ch1:
+		t.Fatal("a removed wait was woken")
+	default:
+	}
+	if len(w.m["a"]) != 0 || len(w.m["b"]) != 1 {
+		t.Fatalf("registrations left: %v", w.m)
+	}
+}
+
+// TestHostileMessages: whatever is published on the channel, a process
+// neither moves to another keyspace nor carries writes over; only a
+// well-formed write or fill drops copies.
+func TestHostileMessages(t *testing.T) {
+	tier, rec := newTier(t, "hostile")
+	before := tier.Space()
+	handle := handler{tier}
+	for _, m := range []string{
+		"", " ", "v", "v attacker 9000000000000000000", "v x -1", "w", "w x", "w x v1+99999999999999999999 1",
+		"a x v1+5", "zzz", strings.Repeat("w", 100_000), "\x00\x01", "w x v1 \n\n", "w x v1:v1 1", "f x v1+1+1 1",
+		"w x v7 other", // another code Version (a rolling deploy): copies dropped, nothing carried over
+		"w x v1 ok",
+	} {
+		handle.Message(m)
+	}
+	if got := tier.Space(); got != before {
+		t.Fatalf("keyspace moved from %q to %q on messages", before.Version, got.Version)
+	}
+	if tier.pending.n.Load() != 0 {
+		t.Fatalf("%d ids pending after forged messages, want 0", tier.pending.n.Load())
+	}
+	if got := rec.ids(); !slices.Equal(got, []string{"other", "ok"}) {
+		t.Fatalf("invalidated %q, want only the ids of the well-formed writes", got)
+	}
+}
+
+// TestForwardWindow: a write announced under the generation this process
+// just left is carried over to the new keys; one from an older generation,
+// its own, or after the window, is not.
+func TestForwardWindow(t *testing.T) {
+	tier, _ := newTier(t, "forward")
+	ctx := t.Context()
+	old := tier.Space()
+	b, err := tier.Bump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tier.Space().Gen != b.Generation || tier.Space() == old {
+		t.Fatalf("after Bump the tier is on %q", tier.Space().Version)
+	}
+	handle := handler{tier}
+	handle.Message("w other " + keys.VersionAt("v1", old.Gen+1_000_000_000) + " 7") // not the previous generation
+	handle.Message("w " + tier.instance + " " + old.Version + " 8")                 // its own
+	if tier.Pending("7") || tier.Pending("8") {
+		t.Fatal("carried over a write that was not another process's under the previous generation")
+	}
+	handle.Message("w other " + old.Version + " 9")
+	if !tier.Pending("9") {
+		t.Fatal("a write announced under the previous generation was not carried over")
+	}
+	waitFor(t, func() bool { return !tier.Pending("9") }, "the carried-over write to be repaired")
+	tier.switched.Store(time.Now().Add(-2 * time.Minute).UnixNano())
+	handle.Message("w other " + old.Version + " 10")
+	if tier.Pending("10") {
+		t.Fatal("carried over a write after the window")
+	}
+}
+
+// TestLostVersionKey: a tier restores the generation it knows when the key
+// is lost, and a bump after the loss is above every generation used.
+func TestLostVersionKey(t *testing.T) {
+	tier, _ := newTier(t, "lost")
+	ctx := t.Context()
+	first, err := tier.Bump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("DEL", keys.Version("", "lost")); err != nil {
+		t.Fatal(err)
+	}
+	tier.syncSoon()
+	waitFor(t, func() bool {
+		v, err := srv.Do("GET", keys.Version("", "lost"))
+		return err == nil && v == fmt.Sprint(first.Generation)
+	}, "the generation to be restored")
+	if _, err := srv.Do("DEL", keys.Version("", "lost")); err != nil {
+		t.Fatal(err)
+	}
+	second, err := tier.Bump(ctx)
+	if err != nil || second.Generation <= first.Generation {
+		t.Fatalf("bump after the loss = %+v, %v; want above %d", second, err, first.Generation)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
