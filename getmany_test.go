@@ -48,6 +48,9 @@ func (h *roundTrips) add(cmds ...redis.Cmder) {
 		if name == "HELLO" || name == "CLIENT" {
 			return // a new connection's handshake, not the cache's traffic
 		}
+		if slices.ContainsFunc(c.Args(), func(a any) bool { s, _ := a.(string); return strings.Contains(s, "tiercache:version:") }) {
+			return // the background read of the runtime version, not a request's
+		}
 		names = append(names, name)
 	}
 	h.mu.Lock()

@@ -1,10 +1,13 @@
 package tiercache_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,5 +294,52 @@ func TestLoadAfterWaitCanFail(t *testing.T) {
 	}
 	if db.calls.Load() != 0 {
 		t.Fatal("loader called despite FailOnLockWait")
+	}
+}
+
+// tracedStore is what a user's tracing wrapper looks like: it embeds the
+// store and overrides one method. It must keep every capability of the
+// store it wraps.
+type tracedStore struct {
+	driver.Store
+	gets atomic.Int64
+}
+
+func (s *tracedStore) Get(ctx context.Context, keys []string) ([][]byte, error) {
+	s.gets.Add(1)
+	return s.Store.Get(ctx, keys)
+}
+
+// TestWrappedStoreKeepsCapabilities: a cold stampede over processes whose
+// stores are wrapped still makes one origin call in the fleet (the lock and
+// the fill messages work through the wrapper), and New says what the store
+// can do. With the first landing's optional interfaces, such a wrapper
+// silently lost the fleet-wide lock and invalidation.
+func TestWrappedStoreKeepsCapabilities(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var caches []*tiercache.Cache[user]
+	var wrappers []*tracedStore
+	for range 3 {
+		s := &tracedStore{Store: redisstore.New(newRedis(t, srv.Addr()), nil)}
+		c := newCache(t, "", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, Store: s, Logger: logger})
+		waitSettled(t, c)
+		caches, wrappers = append(caches, c), append(wrappers, s)
+	}
+	coldStampede(t, caches, 90)
+	for i, s := range wrappers {
+		if s.gets.Load() == 0 {
+			t.Errorf("process %d's wrapper saw no Get", i)
+		}
+	}
+	if !strings.Contains(logs.String(), `"shared_tier":"rebuild locks, invalidation messages, runtime versions"`) {
+		t.Errorf("New did not log the capabilities it found:\n%s", logs.String())
+	}
+
+	// A wrapper that means to hide capabilities says so, and New tells.
+	logs.Reset()
+	newCache(t, "", tiercache.Options[user]{Store: plainStore{redisstore.New(newRedis(t, srv.Addr()), nil)}, Logger: logger})
+	if !strings.Contains(logs.String(), `"without":"rebuild locks, invalidation messages, runtime versions"`) {
+		t.Errorf("New did not log the capabilities it lacks:\n%s", logs.String())
 	}
 }
