@@ -212,10 +212,16 @@ func (c *Cache[V]) Close() error {
 // Ready is for readiness checks at startup, and for tests. It returns ctx's
 // error if ctx ends first, and nil at once for a cache without a Store.
 func (c *Cache[V]) Ready(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
 	if c.tier == nil {
 		return nil
 	}
 	if err := c.tier.WaitSettled(ctx); err != nil {
+		if c.closed.Load() {
+			return ErrClosed
+		}
 		return fmt.Errorf("tiercache: shared tier not ready: %w", err)
 	}
 	// The subscription's Up also makes L1 trusted; Up runs it first.

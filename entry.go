@@ -65,6 +65,15 @@ func (e *entry[V]) claimRefresh(now int64, hold time.Duration) bool {
 	return now >= h && e.holdoff.CompareAndSwap(h, now+int64(hold))
 }
 
+// inherit takes over prev's refresh hold-off when e is the same value read
+// again (the same soft expiry): replacing prev in L1 must not let every
+// reader start a refresh that another is already doing.
+func (e *entry[V]) inherit(prev *entry[V]) {
+	if prev != nil && prev.soft == e.soft {
+		e.holdoff.Store(max(e.holdoff.Load(), prev.holdoff.Load()))
+	}
+}
+
 // header returns the envelope header of the entry for the shared tier.
 func (e *entry[V]) header(key string, codec byte) wire.Header {
 	h := wire.Header{Codec: codec, Soft: time.Unix(0, e.soft), Rebuild: time.Duration(e.rebuild), KeyHash: wire.KeyHash(key)}

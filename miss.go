@@ -67,9 +67,11 @@ type resolution[V any] struct {
 	load    []*pend[V] // to load
 	waiting []*pend[V] // waiting for another process's rebuild
 
-	wake     chan struct{} // signalled by fills and releases of the ids
-	deadline time.Time     // of the waits
-	final    bool          // past the deadline: the last read and lock round
+	caller   context.Context // the leader's own context, for the first step
+	started  bool            // the keyspace is known and the ids routed
+	wake     chan struct{}   // signalled by fills and releases of the ids
+	deadline time.Time       // of the waits
+	final    bool            // past the deadline: the last read and lock round
 	poll     time.Duration
 }
 
@@ -83,14 +85,15 @@ const (
 // lead resolves ps, whose calls the caller leads; every call is finished
 // whatever happens.
 func (c *Cache[V]) lead(ctx context.Context, ps []*pend[V], o origin[V]) {
-	r := &resolution[V]{c: c, o: o, all: ps}
+	r := &resolution[V]{c: c, o: o, all: ps, caller: ctx}
 	if !c.loads.Run(ctx, r.guard(r.first)) {
 		r.finishAll(ErrClosed)
 		return
 	}
-	if r.settled() {
+	if r.started && r.settled() {
 		return
 	}
+	r.caller = nil // the rest is detached from the leader
 	var ok bool
 	if ctx.Done() == nil {
 		ok = c.loads.Run(ctx, r.guard(r.rest))
@@ -124,19 +127,50 @@ func (r *resolution[V]) settled() bool {
 // first notes the ids' epochs, then the keyspace, and reads the shared tier
 // for the ids it can be read for. The epochs come first: a version switch
 // swaps the keyspace then flushes, so a value read under the old keyspace
-// cannot then enter L1.
+// cannot then enter L1. It runs on the leader's goroutine, so it stops when
+// the leader's own context ends: what it has not done is left to rest,
+// which runs detached.
 func (r *resolution[V]) first(ctx context.Context) {
-	c := r.c
 	for _, p := range r.all {
-		p.ep = c.epochOf(p.id)
+		p.ep = r.c.epochOf(p.id)
 	}
+	if r.caller != nil && r.caller.Done() != nil {
+		// The leader's deadline as a deadline (go-redis bounds a socket
+		// read by the context's deadline, not by its cancellation), and its
+		// cancellation too.
+		var cancel context.CancelFunc
+		if dl, ok := r.caller.Deadline(); ok {
+			ctx, cancel = context.WithDeadline(ctx, dl)
+		} else {
+			ctx, cancel = context.WithCancel(ctx)
+		}
+		defer cancel()
+		defer context.AfterFunc(r.caller, cancel)()
+	}
+	if !r.start(ctx) {
+		return
+	}
+	r.readRound(ctx)
+}
+
+// start reads the keyspace in effect (waiting for the generation to be
+// known, within ctx) and routes each id: to a read, or, when the shared
+// tier cannot be used for it, to decide. It reports false, routing nothing,
+// if ctx ended first.
+func (r *resolution[V]) start(ctx context.Context) bool {
+	c := r.c
 	ready := false
 	r.space = c.base
 	if c.tier != nil {
-		if s, ok := c.tier.Ready(ctx); ok {
+		s, ok := c.tier.Ready(ctx)
+		if !ok && ctx.Err() != nil {
+			return false
+		}
+		if ok {
 			r.space, ready = s, true
 		}
 	}
+	r.started = true
 	now := c.now()
 	for _, p := range r.all {
 		p.key = r.space.Key(p.id)
@@ -153,12 +187,16 @@ func (r *resolution[V]) first(ctx context.Context) {
 			r.read = append(r.read, p)
 		}
 	}
-	r.readRound(ctx)
+	return true
 }
 
 // rest takes the ids past the first read to their answers.
 func (r *resolution[V]) rest(ctx context.Context) {
 	defer r.stopWaiting()
+	if !r.started {
+		r.caller = nil
+		r.start(ctx)
+	}
 	for !r.settled() {
 		r.readRound(ctx)
 		r.lockRound(ctx)
@@ -181,6 +219,7 @@ func (r *resolution[V]) route(ctx context.Context, p *pend[V], a action) {
 	c := r.c
 	switch a {
 	case serveCur:
+		p.cur.inherit(p.prev)
 		c.keep(p.id, p.cur, p.ep)
 		f := c.served(ctx, p, p.cur, stats.L2, r)
 		if p.waited {
@@ -233,6 +272,11 @@ func (r *resolution[V]) readRound(ctx context.Context) {
 		ks[i] = p.key
 	}
 	bs, err := c.tier.Get(ctx, ks)
+	if err != nil && r.caller != nil && ctx.Err() != nil {
+		// The leader gave up during the read: read again, detached.
+		r.read = ps
+		return
+	}
 	now := c.now()
 	for i, p := range ps {
 		s := seen{tier: stateOf(err), canLock: c.locks, prev: c.usable(p.prev, now)}
@@ -429,7 +473,11 @@ func (r *resolution[V]) fill(ctx context.Context, ps []*pend[V], entries []*entr
 			release = append(release, p)
 			continue
 		case p.token == "":
-			if c.tier.FillPlain(ctx, r.space, p.id, b, ttl) == nil {
+			// Without a lock nothing cancels this fill but the epoch: a Set
+			// or Delete of this process since the load started must win.
+			// (Another process's write can still lose to it: stores
+			// without locks have no stale-set protection.)
+			if !p.ep.changed(&c.gen) && c.tier.FillPlain(ctx, r.space, p.id, b, ttl) == nil {
 				results[i] = stored
 			}
 			continue

@@ -33,6 +33,9 @@ type Bumped struct {
 // Version, so that bumping and changing Version in code both isolate old
 // entries, and a later code Version keeps the generation ("v2+…").
 func (c *Cache[V]) BumpVersion(ctx context.Context) (Bumped, error) {
+	if c.closed.Load() {
+		return Bumped{Keyspace: c.Keyspace()}, ErrClosed
+	}
 	if c.tier == nil || !c.tier.Capabilities().Generations {
 		return Bumped{Keyspace: c.Keyspace()}, fmt.Errorf("tiercache: bump version: %w", ErrNoVersionStore)
 	}

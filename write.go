@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/tiercache/tiercache/internal/fleet"
 )
 
 // Set stores v as the value of id in the cache, on both tiers: in the
@@ -30,27 +28,31 @@ func (c *Cache[V]) Set(ctx context.Context, id string, v V) error {
 		return err
 	}
 	e := c.newEntry(v, false, c.now(), 0)
+	// Loads in flight must not keep, or fill, what they read before.
+	c.invalidate(id)
 	if c.tier == nil {
-		c.invalidate(id) // loads in flight must not keep their older value
 		c.l1.Set(id, e)
 		return nil
 	}
 	// Only the shared tier is written: this process's L1 is dropped after
-	// it, and refilled from it. Writing L1 here too would let two
+	// it too, and refilled from it. Writing L1 here would let two
 	// concurrent Sets leave L1 and the shared tier disagreeing (the later
 	// SET's L1 write first), where the shared tier has an order.
 	defer c.invalidate(id)
-	space, ok := c.tier.Ready(ctx)
-	if !ok {
-		return c.unwritten(ctx, "set", c.space().Key(id), []string{id}, fleet.ErrNoGeneration)
-	}
-	key := space.Key(id)
-	b, err := c.encode(key, e)
-	if err != nil {
-		return fmt.Errorf("tiercache: encoding %s: %w", key, err)
-	}
-	if err := c.tier.Set(ctx, space, id, b, time.Duration(e.hard-c.now())); err != nil {
-		return writeError("set", key, err)
+	var encErr error
+	err := c.tier.Set(ctx, id, func(key string) ([]byte, error) {
+		b, err := c.encode(key, e)
+		encErr = err
+		return b, err
+	}, time.Duration(e.hard-c.now()))
+	switch {
+	case encErr != nil && err != nil:
+		return fmt.Errorf("tiercache: set %s: %w; and deleting the value it replaces failed: %w", c.Key(id), encErr, writeError("delete", c.Key(id), err))
+	case encErr != nil:
+		// Deleted instead: the value it replaces is not served either.
+		return fmt.Errorf("tiercache: set %s: %w (the value it replaces was deleted)", c.Key(id), encErr)
+	case err != nil:
+		return writeError("set", c.Key(id), err)
 	}
 	return nil
 }
@@ -67,10 +69,10 @@ func (c *Cache[V]) Delete(ctx context.Context, ids ...string) error {
 			return err
 		}
 	}
+	for _, id := range ids {
+		c.invalidate(id)
+	}
 	if c.tier == nil || len(ids) == 0 {
-		for _, id := range ids {
-			c.invalidate(id)
-		}
 		return nil
 	}
 	defer func() {
@@ -78,21 +80,10 @@ func (c *Cache[V]) Delete(ctx context.Context, ids ...string) error {
 			c.invalidate(id)
 		}
 	}()
-	space, ok := c.tier.Ready(ctx)
-	if !ok {
-		return c.unwritten(ctx, "delete", c.space().Key(ids[0]), ids, fleet.ErrNoGeneration)
-	}
-	if err := c.tier.Delete(ctx, space, ids); err != nil {
-		return writeError("delete", space.Key(ids[0]), err)
+	if err := c.tier.Delete(ctx, ids); err != nil {
+		return writeError("delete", c.Key(ids[0]), err)
 	}
 	return nil
-}
-
-// unwritten is a write that could not be attempted: its ids are left for
-// the background repair, as a failed one's are.
-func (c *Cache[V]) unwritten(ctx context.Context, op, key string, ids []string, err error) error {
-	c.tier.MarkPending(ids)
-	return writeError(op, key, err)
 }
 
 func writeError(op, key string, err error) error {

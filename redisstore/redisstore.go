@@ -403,11 +403,15 @@ func (s *Store) Unlock(ctx context.Context, locks []driver.LockRequest) error {
 }
 
 // generationScript raises the generation stored under KEYS[1] to ARGV[1]
-// if it is lower, missing or unreadable, and returns the result and whether
-// it raised it.
+// if it is lower, missing or unreadable (not an integer below 2^53, which
+// Lua's doubles hold exactly), and returns the result and whether it raised
+// it.
 var generationScript = redis.NewScript(`
 local cur = redis.pcall('GET', KEYS[1])
 cur = type(cur) == 'string' and tonumber(cur) or nil
+if cur ~= nil and (cur >= 9007199254740992 or cur < 0 or cur ~= math.floor(cur)) then
+  cur = nil -- not a generation tiercache can use exactly
+end
 local known = tonumber(ARGV[1])
 if cur == nil or cur < known then
   redis.call('SET', KEYS[1], ARGV[1])
@@ -444,6 +448,9 @@ func (s *Store) Generation(ctx context.Context, key string, known int64) (int64,
 var bumpScript = redis.NewScript(`
 local cur = redis.pcall('GET', KEYS[1])
 cur = type(cur) == 'string' and tonumber(cur) or 0
+if cur >= 9007199254740992 or cur < 0 or cur ~= math.floor(cur) then
+  cur = 0 -- unreadable (see generationScript): overwritten
+end
 local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local gen = math.max(cur + 1, tonumber(ARGV[1]) + 1, us)

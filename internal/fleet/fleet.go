@@ -29,11 +29,13 @@ import (
 // the circuit breaker is open.
 var ErrBreakerOpen = errors.New("tiercache: circuit breaker open")
 
-// ErrNoGeneration is what a call returns when the keyspace's runtime
+// errNoGeneration is what a call returns when the keyspace's runtime
 // generation is not known yet (the shared tier has not answered since the
 // process started or its subscription was lost): the keys to use are not
 // known.
-var ErrNoGeneration = errors.New("tiercache: runtime version of the keyspace not known yet")
+var errNoGeneration = errors.New("tiercache: runtime version of the keyspace not known yet")
+
+var errClosed = errors.New("tiercache: closed")
 
 // Local is what the fleet needs of a cache's in-process tier.
 type Local interface {
@@ -91,11 +93,11 @@ type Tier struct {
 
 	waiters Waiters
 	pending pending
-	// recent are the ids this process wrote since its generation was last
-	// confirmed: if it turns out to have moved meanwhile, they may have
-	// been written under the old keys, and are carried over to the new.
+	// recent are the writes of this process since its generation was last
+	// confirmed after they were done: if it turns out to have moved, they
+	// may have gone to the old keys, and are carried over to the new.
 	recentMu sync.Mutex
-	recent   []string
+	recent   []*write
 	kick     chan struct{} // asks the maintenance goroutine to repair now
 	acks     atomic.Pointer[ackWait]
 	up       atomic.Bool // the subscription is up
@@ -127,6 +129,7 @@ func New(cfg Config) *Tier {
 	if cfg.Failures > 0 {
 		t.brk = breaker.New(cfg.Failures, cfg.Cooldown, t.breakerChanged)
 	}
+	t.pending.limit = maxPending
 	t.space.Store(keys.NewSpace(cfg.Prefix, cfg.Version, cfg.Name, 0))
 	t.known.Store(!t.caps.Generations)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
@@ -177,22 +180,22 @@ func (t *Tier) Breaker() string {
 	return t.brk.State().String()
 }
 
-// Settled reports whether the tier is in its steady state: the generation
+// settled reports whether the tier is in its steady state: the generation
 // read, and the subscription up if there is one.
-func (t *Tier) Settled() bool {
+func (t *Tier) settled() bool {
 	return t.known.Load() && (!t.caps.Messages || t.up.Load())
 }
 
 // WaitSettled waits until the tier is settled or ctx ends.
 func (t *Tier) WaitSettled(ctx context.Context) error {
-	for !t.Settled() {
+	for !t.settled() {
 		t.upMu.Lock()
 		up := t.upCh
 		t.upMu.Unlock()
 		t.roundMu.Lock()
 		round := t.round
 		t.roundMu.Unlock()
-		if t.Settled() {
+		if t.settled() {
 			break
 		}
 		if !t.known.Load() {
@@ -203,13 +206,12 @@ func (t *Tier) WaitSettled(ctx context.Context) error {
 		case <-round:
 		case <-ctx.Done():
 			return context.Cause(ctx)
+		case <-t.ctx.Done():
+			return errClosed
 		}
 	}
 	return nil
 }
-
-// Instance identifies this process in messages.
-func (t *Tier) Instance() string { return t.instance }
 
 // call runs one call to the store through the circuit breaker, and counts
 // its failure. A failure caused by ctx ending is the caller's, not the
@@ -316,19 +318,64 @@ func (t *Tier) Unlock(ctx context.Context, reqs []driver.LockRequest) {
 	})
 }
 
-// Set stores value under the key of id in space for ttl, cancels rebuilds
-// of it and announces the write. On failure the id is left for the
-// maintenance loop to delete (see Pending).
-func (t *Tier) Set(ctx context.Context, space *keys.Space, id string, value []byte, ttl time.Duration) error {
-	t.wrote(id)
-	err := t.call(ctx, func(ctx context.Context) error {
+// write is a Set or Delete of ids in progress or recently done (see
+// Tier.recent).
+type write struct {
+	ids  []string
+	done bool // guarded by Tier.recentMu
+}
+
+// begin records a write of ids before the keyspace to write them in is
+// read, so that a switch from then on carries them over (switchTo carries
+// and swaps the keyspace under recentMu: a write recorded after a carry
+// reads the new keyspace).
+func (t *Tier) begin(ids []string) *write {
+	w := &write{ids: ids}
+	if t.caps.Generations {
+		t.recentMu.Lock()
+		t.recent = append(t.recent, w)
+		t.recentMu.Unlock()
+	}
+	return w
+}
+
+// end marks w done; ids it could not write are left pending.
+func (t *Tier) end(w *write, failed []string) {
+	if len(failed) > 0 {
+		t.markPending(failed)
+	}
+	t.recentMu.Lock()
+	w.done = true
+	t.recentMu.Unlock()
+}
+
+// Set stores the value encode returns (given the key) under the key of id
+// for ttl, cancels rebuilds of it and announces the write. If encode fails,
+// it deletes the key instead (the value it replaces must not be served) and
+// returns the deletion's error. On a failure of the store the id is left for
+// the maintenance loop to delete (see Pending), and the error returned.
+func (t *Tier) Set(ctx context.Context, id string, encode func(key string) ([]byte, error), ttl time.Duration) error {
+	w := t.begin([]string{id})
+	space, ok := t.Ready(ctx)
+	if !ok {
+		t.end(w, w.ids)
+		return errNoGeneration
+	}
+	value, err := encode(space.Key(id))
+	if err != nil {
+		err := t.del(ctx, space, w.ids)
+		t.end(w, nil) // del left the id pending if it failed
+		return err
+	}
+	err = t.call(ctx, func(ctx context.Context) error {
 		return t.store.Set(ctx, space.Key(id), value, ttl, t.note(opWrite, space, id))
 	})
 	if err != nil {
-		t.pending.add(id)
-		t.repairSoon()
+		t.end(w, w.ids)
+		return err
 	}
-	return err
+	t.end(w, nil)
+	return nil
 }
 
 // FillPlain stores a loaded value under the key of id in space without a
@@ -339,11 +386,24 @@ func (t *Tier) FillPlain(ctx context.Context, space *keys.Space, id string, valu
 	})
 }
 
-// Delete deletes the keys of ids in space, cancels rebuilds of them and
-// announces it. On failure the ids not known deleted are left for the
-// maintenance loop (see Pending).
-func (t *Tier) Delete(ctx context.Context, space *keys.Space, ids []string) error {
-	t.wrote(ids...)
+// Delete deletes the keys of ids, cancels rebuilds of them and announces
+// it. On failure the ids not known deleted are left for the maintenance
+// loop (see Pending), and the error returned.
+func (t *Tier) Delete(ctx context.Context, ids []string) error {
+	w := t.begin(ids)
+	space, ok := t.Ready(ctx)
+	if !ok {
+		t.end(w, ids)
+		return errNoGeneration
+	}
+	err := t.del(ctx, space, ids)
+	t.end(w, nil) // del left the ids not deleted pending
+	return err
+}
+
+// del deletes and announces the keys of ids in space, driver.MaxBatch per
+// call; on failure the ids not known deleted are left pending.
+func (t *Tier) del(ctx context.Context, space *keys.Space, ids []string) error {
 	done := 0
 	err := chunks(len(ids), func(lo, hi int) error {
 		err := t.call(ctx, func(ctx context.Context) error {
@@ -355,25 +415,9 @@ func (t *Tier) Delete(ctx context.Context, space *keys.Space, ids []string) erro
 		return err
 	})
 	if err != nil {
-		t.pending.add(ids[done:]...)
-		t.repairSoon()
+		t.markPending(ids[done:])
 	}
 	return err
-}
-
-// maxRecent bounds the writes remembered between two generation syncs.
-const maxRecent = 1 << 14
-
-// wrote remembers writes of ids (see Tier.recent).
-func (t *Tier) wrote(ids ...string) {
-	if !t.caps.Generations {
-		return
-	}
-	t.recentMu.Lock()
-	if len(t.recent)+len(ids) <= maxRecent {
-		t.recent = append(t.recent, ids...)
-	}
-	t.recentMu.Unlock()
 }
 
 func keysOf(space *keys.Space, ids []string) []string {

@@ -87,7 +87,7 @@ func newTier(t *testing.T, name string) (*Tier, *recorder) {
 }
 
 func TestPendingMarks(t *testing.T) {
-	var p pending
+	p := pending{limit: maxPending}
 	if p.has("a") {
 		t.Fatal("empty set has a")
 	}
@@ -221,5 +221,27 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestPendingOverflowBumps: past its bound the pending set no longer knows
+// which ids are pending: every id is, and the maintenance loop moves the
+// keyspace to a new generation, after which ids are tracked again.
+func TestPendingOverflowBumps(t *testing.T) {
+	tier, rec := newTier(t, "overflow")
+	before := tier.Space()
+	tier.pending.mu.Lock()
+	tier.pending.limit = 3
+	tier.pending.mu.Unlock()
+	tier.markPending([]string{"a", "b", "c", "d"})
+	waitFor(t, func() bool { return tier.Space().Gen > before.Gen }, "the keyspace to move to a new generation")
+	waitFor(t, func() bool { all, _ := tier.pending.overflowed(); return !all }, "the pending set to be known again")
+	if tier.Pending("z") {
+		t.Fatal("an id never written is pending after the move")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.flushes < 2 {
+		t.Fatalf("%d flushes of the cache's copies, want the switch's", rec.flushes)
 	}
 }

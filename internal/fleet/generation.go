@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,8 +126,15 @@ func (t *Tier) sync(ctx context.Context) {
 		return
 	}
 	cur := t.space.Load()
+	// The writes done before the generation is read went to the keys in
+	// effect if the read finds no move.
 	t.recentMu.Lock()
-	mark := len(t.recent)
+	confirmed := make(map[*write]bool)
+	for _, w := range t.recent {
+		if w.done {
+			confirmed[w] = true
+		}
+	}
 	t.recentMu.Unlock()
 	var gen int64
 	var raised bool
@@ -139,11 +147,9 @@ func (t *Tier) sync(ctx context.Context) {
 	}
 	if gen > cur.Gen {
 		t.switchTo(ctx, gen)
-	} else {
-		// The writes made before the read went to the keys in effect.
-		// (A bump may have carried them over and cleared the list meanwhile.)
+	} else if len(confirmed) > 0 {
 		t.recentMu.Lock()
-		t.recent = append(t.recent[:0], t.recent[min(mark, len(t.recent)):]...)
+		t.recent = slices.DeleteFunc(t.recent, func(w *write) bool { return confirmed[w] })
 		t.recentMu.Unlock()
 	}
 	t.known.Store(true)
@@ -172,21 +178,27 @@ func (t *Tier) switchTo(ctx context.Context, gen int64) {
 		return
 	}
 	next := keys.NewSpace(t.cfg.Prefix, t.cfg.Version, t.cfg.Name, gen)
-	// This process's writes since it last confirmed its generation may have
-	// gone to the old keys while another process already filled the new
-	// ones: carry them over (see pending), before any read uses the new keys.
-	t.recentMu.Lock()
-	carry := t.recent
-	t.recent = nil
-	t.recentMu.Unlock()
-	if len(carry) > 0 {
-		t.pending.add(carry...)
-		t.repairSoon()
-	}
 	t.cfg.Local.Flush()
 	t.prevGen.Store(cur.Gen)
 	t.switched.Store(t.cfg.Now())
+	// This process's writes since it last confirmed its generation may have
+	// gone to the old keys while another process already filled the new
+	// ones: carry them over (see pending), before any read uses the new
+	// keys. The carry and the swap are one step for begin, which records a
+	// write before reading the keyspace: a write either is carried over or
+	// sees the new keys.
+	t.recentMu.Lock()
+	var carry []string
+	for _, w := range t.recent {
+		carry = append(carry, w.ids...)
+	}
+	t.recent = nil
+	if len(carry) > 0 {
+		t.pending.add(carry...)
+	}
 	t.space.Store(next)
+	t.recentMu.Unlock()
+	t.repairSoon()
 	t.cfg.Local.Flush()
 	t.genMu.Unlock()
 	t.cfg.Record(stats.VersionSwitch)
@@ -240,6 +252,9 @@ func (t *Tier) Bump(ctx context.Context) (Bumped, error) {
 		gen, err = t.store.Bump(ctx, t.verKey, cur.Gen)
 		return err
 	})
+	if err == nil && gen <= cur.Gen {
+		err = fmt.Errorf("the store returned generation %d, not above %d", gen, cur.Gen)
+	}
 	if err != nil {
 		return Bumped{}, fmt.Errorf("tiercache: bump version of %s: %w", t.cfg.Name, err)
 	}

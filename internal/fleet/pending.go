@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,13 +23,18 @@ type pending struct {
 	mu  sync.Mutex
 	ids map[string]uint64 // id -> the mark's sequence number
 	seq uint64
-	n   atomic.Int64 // len(ids): the fast check
+	n   atomic.Int64 // len(ids), or -1 while all is set: the fast check
+	// all is set when more than maxPending ids were pending: which ones is
+	// no longer known, so every id is pending until the keyspace has moved
+	// to a new generation (see repairAll). Ids marked since are tracked
+	// again, afresh.
+	all       bool
+	overflows int
+	limit     int // maxPending; tests make it small
 }
 
-// maxPending bounds the pending ids; past it the oldest marks are kept and
-// new ids are not (their writes' errors said they may not have reached the
-// shared tier).
-const maxPending = 1 << 16
+// maxPending bounds the pending ids (about 100 MB of ids at the most).
+const maxPending = 1 << 20
 
 const (
 	minRepairBackoff = 50 * time.Millisecond
@@ -42,11 +48,21 @@ func (p *pending) add(ids ...string) {
 		p.ids = make(map[string]uint64)
 	}
 	for _, id := range ids {
-		if _, ok := p.ids[id]; !ok && len(p.ids) >= maxPending {
-			continue
-		}
 		p.seq++
 		p.ids[id] = p.seq
+	}
+	if len(p.ids) > p.limit {
+		p.all, p.ids = true, nil
+		p.overflows++
+	}
+	p.store()
+}
+
+// store updates the fast check; the caller holds p.mu.
+func (p *pending) store() {
+	if p.all {
+		p.n.Store(-1)
+		return
 	}
 	p.n.Store(int64(len(p.ids)))
 }
@@ -57,8 +73,28 @@ func (p *pending) has(id string) bool {
 	}
 	p.mu.Lock()
 	_, ok := p.ids[id]
+	ok = ok || p.all
 	p.mu.Unlock()
 	return ok
+}
+
+// overflowed reports whether every id is pending, and how many times the
+// set overflowed so far.
+func (p *pending) overflowed() (bool, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.all, p.overflows
+}
+
+// recovered ends the "every id" state, unless the set overflowed again
+// since the count k.
+func (p *pending) recovered(k int) {
+	p.mu.Lock()
+	if p.overflows == k {
+		p.all = false
+	}
+	p.store()
+	p.mu.Unlock()
 }
 
 // take returns up to n pending ids and their marks.
@@ -86,13 +122,30 @@ func (p *pending) done(ids []string, marks []uint64) {
 			delete(p.ids, id)
 		}
 	}
-	p.n.Store(int64(len(p.ids)))
+	p.store()
 	p.mu.Unlock()
 }
 
-// MarkPending leaves ids for the maintenance loop to delete (see Pending):
+// repairAll moves the keyspace to a new generation when the pending ids
+// are no longer known (k is the overflow count it answers): no value written
+// under the old one is read again.
+func (t *Tier) repairAll(ctx context.Context, k int) error {
+	if !t.caps.Generations {
+		return errTooManyPending
+	}
+	t.warn(ctx, "tiercache: moving the keyspace to a new runtime version, so that no process serves a value older than the writes that failed", t.channel, errTooManyPending)
+	if _, err := t.Bump(ctx); err != nil {
+		return err
+	}
+	t.pending.recovered(k)
+	return nil
+}
+
+var errTooManyPending = errors.New("tiercache: more writes failed than can be tracked")
+
+// markPending leaves ids for the maintenance loop to delete (see Pending):
 // for a write that could not even be attempted.
-func (t *Tier) MarkPending(ids []string) {
+func (t *Tier) markPending(ids []string) {
 	t.pending.add(ids...)
 	t.repairSoon()
 }
@@ -108,6 +161,9 @@ func (t *Tier) repairSoon() {
 // repair deletes (and announces) the keys of a batch of pending ids in the
 // keyspace in effect, and reports whether more are pending.
 func (t *Tier) repair(ctx context.Context) (more bool, err error) {
+	if all, k := t.pending.overflowed(); all {
+		return true, t.repairAll(ctx, k)
+	}
 	ids, marks := t.pending.take(512)
 	if len(ids) == 0 {
 		return false, nil
@@ -116,7 +172,7 @@ func (t *Tier) repair(ctx context.Context) (more bool, err error) {
 	// Ready would wait for.
 	if !t.known.Load() {
 		t.syncSoon()
-		return true, ErrNoGeneration
+		return true, errNoGeneration
 	}
 	space := t.space.Load()
 	err = t.call(ctx, func(ctx context.Context) error {
