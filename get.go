@@ -113,7 +113,7 @@ func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev
 		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
 	}
 	if leader {
-		c.lead(ctx, []*pend[V]{{id: id, call: call, prev: prev}}, origin[V]{one: load})
+		c.leadWith(ctx, single(c, origin[V]{one: load}, pend[V]{id: id, call: call, prev: prev}))
 	}
 	f, err := call.Wait(ctx)
 	if err != nil {

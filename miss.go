@@ -70,6 +70,12 @@ type resolution[V any] struct {
 	caller   context.Context // the leader's own context, for the first step
 	started  bool            // the keyspace is known and the ids routed
 	wake     chan struct{}   // signalled by fills and releases of the ids
+
+	// one holds the pend of a resolution of one id (a Get, a refresh), so
+	// that the common case allocates one object, not three.
+	one    pend[V]
+	oneArr [1]*pend[V]
+	oneKey [1]string
 	deadline time.Time       // of the waits
 	final    bool            // past the deadline: the last read and lock round
 	poll     time.Duration
@@ -82,10 +88,23 @@ const (
 	maxPoll = 250 * time.Millisecond
 )
 
+// single returns a resolution of the one id p describes.
+func single[V any](c *Cache[V], o origin[V], p pend[V]) *resolution[V] {
+	r := &resolution[V]{c: c, o: o, one: p}
+	r.oneArr[0] = &r.one
+	r.all = r.oneArr[:]
+	return r
+}
+
 // lead resolves ps, whose calls the caller leads; every call is finished
 // whatever happens.
 func (c *Cache[V]) lead(ctx context.Context, ps []*pend[V], o origin[V]) {
-	r := &resolution[V]{c: c, o: o, all: ps, caller: ctx}
+	c.leadWith(ctx, &resolution[V]{c: c, o: o, all: ps})
+}
+
+// leadWith is lead of the resolution r.
+func (c *Cache[V]) leadWith(ctx context.Context, r *resolution[V]) {
+	r.caller = ctx
 	if !c.loads.Run(ctx, r.guard(r.first)) {
 		r.finishAll(ErrClosed)
 		return
@@ -267,7 +286,10 @@ func (r *resolution[V]) readRound(ctx context.Context) {
 	c := r.c
 	ps := r.read
 	r.read = nil
-	ks := make([]string, len(ps))
+	ks := r.oneKey[:]
+	if len(ps) > 1 {
+		ks = make([]string, len(ps))
+	}
 	for i, p := range ps {
 		ks[i] = p.key
 	}

@@ -144,7 +144,8 @@ func (c *Cache[V]) refresh(ctx context.Context, id string, o origin[V], e *entry
 	started := c.loads.Go(ctx, func(ctx context.Context) {
 		defer func() { <-c.refreshSem }()
 		c.record(ev)
-		r := &resolution[V]{c: c, o: o, refresh: true, all: []*pend[V]{{id: id, prev: e}}}
+		r := single(c, o, pend[V]{id: id, prev: e})
+		r.refresh = true
 		r.guard(func(ctx context.Context) {
 			r.first(ctx)
 			r.rest(ctx)
