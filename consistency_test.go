@@ -139,10 +139,14 @@ func TestSubscriptionLoss(t *testing.T) {
 	a := newCache(t, srv.Addr(), o)
 	o.Store = splitStore{Store: newStore(srv.Addr()), sub: newStore(proxy.Addr())}
 	b := newCache(t, "", o)
+	waitSettled(t, b) // B's L1 answers first: the stall must be noticed
 	db := newOrigin("k")
 	ctx := t.Context()
 	if _, err := b.Get(ctx, "k", db.load); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, "k", db.load); err != nil || b.Stats().L1Hits != 1 {
+		t.Fatalf("B's second Get: %v, L1 hits %d; want an L1 hit before the stall", err, b.Stats().L1Hits)
 	}
 	proxy.SetFaults(cachetest.Faults{Stall: true})
 	db.update("k")

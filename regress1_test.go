@@ -313,11 +313,13 @@ func reg1VersionKeyLost(t *testing.T, lose func(*cachetest.Server) error) {
 	if err := lose(s); err != nil {
 		t.Fatal(err)
 	}
+	lost := time.Now()
 	c := newCache(t, s.Addr(), o)
 	reg1Wait(t, 10*time.Second, func() bool {
 		vs := versions(a, b, c)
 		return vs[0] == vs[1] && vs[1] == vs[2]
 	}, describe(a, b, c), "after the version key was lost, A, B and C to use one version")
+	t.Logf("A, B and a process started after the loss agree on %q %v after the version key was lost", a.Keyspace().Version, time.Since(lost).Round(time.Millisecond))
 
 	// A Delete by the new process reaches the running ones.
 	db := newOrigin("k")
