@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tiercache/tiercache/internal/flight"
 	"github.com/tiercache/tiercache/stats"
 )
 
@@ -147,10 +148,13 @@ func (c *Cache[V]) degrade(ctx context.Context, id string, prev *entry[V], cause
 		// The caller gave up; its own deadline is its answer.
 		return c.fail(nil, result{stats.Error, stats.None}, cause)
 	}
+	if c.closed.Load() || errors.Is(cause, flight.ErrClosed) {
+		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed) // no degradation: the cache is gone
+	}
 	if prev != nil && !prev.negative && c.now() < prev.keep {
 		return c.fail(prev, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
 	}
-	if c.cfg.Fallback != nil && !errors.Is(cause, ErrClosed) {
+	if c.cfg.Fallback != nil {
 		e := &entry[V]{value: c.cfg.Fallback(id, cause)}
 		return c.fail(e, result{stats.Fallback, stats.None}, &degradedError{kind: ErrFallback, cause: cause})
 	}

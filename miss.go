@@ -67,17 +67,17 @@ type resolution[V any] struct {
 	load    []*pend[V] // to load
 	waiting []*pend[V] // waiting for another process's rebuild
 
-	caller   context.Context // the leader's own context, for the first step
-	started  bool            // the keyspace is known and the ids routed
-	wake     chan struct{}   // signalled by fills and releases of the ids
+	caller  context.Context // the leader's own context, for the first step
+	started bool            // the keyspace is known and the ids routed
+	wake    chan struct{}   // signalled by fills and releases of the ids
 
 	// one holds the pend of a resolution of one id (a Get, a refresh), so
 	// that the common case allocates one object, not three.
-	one    pend[V]
-	oneArr [1]*pend[V]
-	oneKey [1]string
-	deadline time.Time       // of the waits
-	final    bool            // past the deadline: the last read and lock round
+	one      pend[V]
+	oneArr   [1]*pend[V]
+	oneKey   [1]string
+	deadline time.Time // of the waits
+	final    bool      // past the deadline: the last read and lock round
 	poll     time.Duration
 }
 

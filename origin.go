@@ -63,8 +63,10 @@ func (c *Cache[V]) loadAll(ctx context.Context, ids []string, o origin[V]) (vals
 			return err
 		}, func() { c.record(stats.LoadAbandoned) })
 		switch {
-		case errors.Is(err, flight.ErrAbandoned):
+		case errors.Is(err, flight.ErrAbandoned) && errors.Is(err, context.DeadlineExceeded):
 			return fmt.Errorf("tiercache: load of %s abandoned after LoadTimeout (%v): the loader ignores its context: %w", c.space().Key(ids[0]), c.cfg.LoadTimeout, err)
+		case errors.Is(err, flight.ErrAbandoned):
+			return fmt.Errorf("tiercache: load of %s abandoned: the loader ignores its context, which ended: %w", c.space().Key(ids[0]), err)
 		case errors.Is(err, flight.ErrTooManyAbandoned):
 			return fmt.Errorf("tiercache: load of %s refused: %d loads that ignored their context are still running: %w", c.space().Key(ids[0]), maxAbandoned, err)
 		case err == nil:

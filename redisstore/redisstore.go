@@ -45,6 +45,14 @@ type Options struct {
 	// not answer within Timeout is reported down and re-established.
 	// Default 1 second.
 	HealthInterval time.Duration
+	// WaitReplicas, if set, makes Set and Delete wait (Redis WAIT, within
+	// Timeout) until that many replicas have the write, and fail if fewer
+	// do. Redis replicates asynchronously: without it, a write the master
+	// acknowledged but had not replicated is lost if the master fails over,
+	// and the value it replaced comes back until its TTL. With it, such a
+	// write is an error, and tiercache retries it in the background.
+	// Default 0: no wait.
+	WaitReplicas int
 }
 
 // Defaults.
@@ -189,11 +197,63 @@ return 1`)
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := setScript.Run(ctx, s.cmd, []string{key, LockKey(key)}, value, pxOf(ttl), note.Channel, note.Message).Err(); err != nil {
+	keys, args := []string{key, LockKey(key)}, []any{value, pxOf(ttl), note.Channel, note.Message}
+	if s.opts.WaitReplicas == 0 {
+		if err := setScript.Run(ctx, s.cmd, keys, args...).Err(); err != nil {
+			return fmt.Errorf("redisstore: set: %w", err)
+		}
+		return nil
+	}
+	node, err := s.nodeOf(ctx, key)
+	if err != nil {
 		return fmt.Errorf("redisstore: set: %w", err)
+	}
+	return s.replicated(ctx, node, "set", func(p redis.Pipeliner) { setScript.Eval(ctx, p, keys, args...) })
+}
+
+// nodeOf returns the client of the node holding key: the store's client, or
+// on a cluster the master of key's slot (WAIT must follow the write on its
+// connection to its node).
+func (s *Store) nodeOf(ctx context.Context, key string) (redis.Cmdable, error) {
+	if c, ok := s.cmd.(*redis.ClusterClient); ok {
+		return c.MasterForKey(ctx, key)
+	}
+	return s.cmd, nil
+}
+
+// replicated runs the writes queue adds in one pipeline on node, followed by
+// a WAIT for Options.WaitReplicas replicas, and fails if fewer have them.
+func (s *Store) replicated(ctx context.Context, node redis.Cmdable, what string, queue func(redis.Pipeliner)) error {
+	var wait *redis.Cmd
+	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p)
+		wait = p.Do(ctx, "WAIT", s.opts.WaitReplicas, max(s.opts.Timeout/4, time.Millisecond).Milliseconds())
+		return nil
+	})
+	if err != nil {
+		if cc, ok := s.cmd.(*redis.ClusterClient); ok && isRedirect(err) {
+			// The node no longer serves the slot (a failover, a reshard):
+			// the next attempt goes to the one that does.
+			cc.ReloadState(ctx)
+		}
+		return fmt.Errorf("redisstore: %s: %w", what, err)
+	}
+	if n, _ := wait.Int64(); n < int64(s.opts.WaitReplicas) {
+		return fmt.Errorf("redisstore: %s: %w: %d of %d replicas have it", what, ErrNotReplicated, n, s.opts.WaitReplicas)
 	}
 	return nil
 }
+
+// isRedirect reports a cluster node's answer that another node serves the
+// slot.
+func isRedirect(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ") || strings.Contains(msg, "CLUSTERDOWN")
+}
+
+// ErrNotReplicated is the error of a write that fewer replicas than
+// Options.WaitReplicas acknowledged in time: a failover may lose it.
+var ErrNotReplicated = errors.New("not replicated")
 
 // deleteScript deletes its keys and publishes the note, in one step (the
 // PUBLISH first: see setScript). It is for a single node: on a cluster the
@@ -222,19 +282,18 @@ func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) err
 		for _, k := range keys {
 			all = append(all, k, LockKey(k))
 		}
+		if s.opts.WaitReplicas > 0 {
+			return s.replicated(ctx, s.cmd, "delete", func(p redis.Pipeliner) {
+				deleteScript.Eval(ctx, p, all, note.Channel, note.Message)
+			})
+		}
 		if err := deleteScript.Run(ctx, s.cmd, all, note.Channel, note.Message).Err(); err != nil {
 			return fmt.Errorf("redisstore: delete: %w", err)
 		}
 		return nil
 	}
-	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keys {
-			p.Del(ctx, k, LockKey(k))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("redisstore: DEL: %w", err)
+	if err := s.deleteOnCluster(ctx, keys); err != nil {
+		return err
 	}
 	if note.Channel != "" {
 		if err := s.cmd.Publish(ctx, note.Channel, note.Message).Err(); err != nil {
@@ -244,11 +303,51 @@ func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) err
 	return nil
 }
 
+// deleteOnCluster deletes keys and their locks on a cluster: pipelined, one
+// batch per node, and with WaitReplicas one pipeline per node followed by
+// its WAIT.
+func (s *Store) deleteOnCluster(ctx context.Context, keys []string) error {
+	if s.opts.WaitReplicas == 0 {
+		_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Del(ctx, k, LockKey(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("redisstore: DEL: %w", err)
+		}
+		return nil
+	}
+	byNode := map[*redis.Client][]string{}
+	cc := s.cmd.(*redis.ClusterClient)
+	for _, k := range keys {
+		node, err := cc.MasterForKey(ctx, k)
+		if err != nil {
+			return fmt.Errorf("redisstore: DEL: %w", err)
+		}
+		byNode[node] = append(byNode[node], k)
+	}
+	for node, ks := range byNode {
+		err := s.replicated(ctx, node, "DEL", func(p redis.Pipeliner) {
+			for _, k := range ks {
+				p.Del(ctx, k, LockKey(k))
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // lockScript takes the lock if it is free, or if what holds it cannot be a
 // lock of tiercache's: another type, no expiry, or content that is not a
-// token (32 hex digits). It returns whether the lock was taken, whether it
-// was repaired, and what the value key holds (” for another type: a
-// foreign entry).
+// token (32 hex digits). A lock already holding the token is taken too:
+// go-redis retries a call whose reply was lost, and the retry must not see
+// its own first run as another process. It returns whether the lock was
+// taken, whether it was repaired, and what the value key holds (an empty
+// string for another type: a foreign entry).
 var lockScript = redis.NewScript(`
 local got = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
 local repaired = 0
@@ -256,6 +355,9 @@ if not got then
   local ok = redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('PTTL', KEYS[2]) >= 0
   if ok then
     local v = redis.call('GET', KEYS[2])
+    if v == ARGV[1] then
+      got = true -- ours: go-redis retried a call whose reply was lost
+    end
     ok = string.len(v) == 32 and string.find(v, '^[0-9a-f]+$') ~= nil
   end
   if not ok then
@@ -320,7 +422,9 @@ func lockResult(r *driver.LockResult, res []any) error {
 
 // fillScript stores the value only if the token still holds the lock,
 // releases the lock and publishes the note, atomically (the PUBLISH first:
-// see setScript). PUBLISH takes no key, so the script stays within the
+// see setScript). A retry of a fill whose reply was lost finds its own
+// bytes stored (an envelope carries its soft expiry and rebuild time, so
+// another fill's bytes differ) and reports them stored. PUBLISH takes no key, so the script stays within the
 // value key's slot on a cluster.
 var fillScript = redis.NewScript(`
 if redis.pcall('GET', KEYS[2]) == ARGV[1] then
@@ -330,6 +434,9 @@ if redis.pcall('GET', KEYS[2]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   redis.call('DEL', KEYS[2])
   return 1
+end
+if redis.pcall('GET', KEYS[1]) == ARGV[2] then
+  return 1 -- stored by this very fill: go-redis retried it after a lost reply
 end
 return 0`)
 

@@ -2,8 +2,10 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,5 +278,64 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no %s within 10 s", what)
 		panic("unreachable")
+	}
+}
+
+// TestWaitReplicas: with WaitReplicas, Set and Delete succeed once a
+// replica has them, and fail (ErrNotReplicated) when none does, so that a
+// write a failover could lose is never reported done.
+func TestWaitReplicas(t *testing.T) {
+	primary, replica := cachetest.StartRedis(t), cachetest.StartRedis(t)
+	if _, err := primary.Do("CONFIG", "SET", "repl-diskless-sync-delay", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.Do("REPLICAOF", "127.0.0.1", fmt.Sprint(primary.Port())); err != nil {
+		t.Fatal(err)
+	}
+	waitLink := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			info, _ := primary.Do("INFO", "replication")
+			if strings.Contains(fmt.Sprint(info), want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("primary replication never showed %q: %v", want, info)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitLink("state=online")
+	s := redisstore.New(newClient(t, primary.Addr()), &redisstore.Options{WaitReplicas: 1, Timeout: 200 * time.Millisecond})
+	ctx := t.Context()
+	// A replica just synced may take a moment to answer WAIT: the first Set
+	// that it acknowledges is the barrier.
+	deadline := time.Now().Add(10 * time.Second)
+	for err := errors.New("not yet"); err != nil; err = s.Set(ctx, "k", []byte("v"), time.Minute, driver.Note{}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Set with a replica: %v", err)
+		}
+	}
+	if err := s.Set(ctx, "k", []byte("v2"), time.Minute, driver.Note{}); err != nil {
+		t.Fatalf("Set with a replica: %v", err)
+	}
+	if err := s.Delete(ctx, []string{"k", "other"}, driver.Note{Channel: "ch", Message: "m"}); err != nil {
+		t.Fatalf("Delete with a replica: %v", err)
+	}
+	if _, err := replica.Do("REPLICAOF", "NO", "ONE"); err != nil {
+		t.Fatal(err)
+	}
+	waitLink("connected_slaves:0")
+	// (Under load the call may hit its deadline before WAIT answers: an
+	// error all the same.)
+	notReplicated := func(err error) bool {
+		return errors.Is(err, redisstore.ErrNotReplicated) || errors.Is(err, context.DeadlineExceeded)
+	}
+	if err := s.Set(ctx, "k", []byte("v"), time.Minute, driver.Note{}); !notReplicated(err) {
+		t.Fatalf("Set without a replica: %v, want ErrNotReplicated", err)
+	}
+	if err := s.Delete(ctx, []string{"k"}, driver.Note{}); !notReplicated(err) {
+		t.Fatalf("Delete without a replica: %v, want ErrNotReplicated", err)
 	}
 }

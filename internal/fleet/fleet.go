@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,14 +83,15 @@ type Tier struct {
 	channel  string
 	verKey   string
 
-	space    atomic.Pointer[keys.Space]
-	known    atomic.Bool  // the generation in space is confirmed by the store
-	prevGen  atomic.Int64 // the generation before the last switch
-	switched atomic.Int64 // when it happened, cache clock
-	genMu    sync.Mutex   // serializes switches
-	roundMu  sync.Mutex
-	round    chan struct{} // closed when the next generation sync ends
-	hint     chan struct{} // asks the maintenance goroutine to sync now
+	space     atomic.Pointer[keys.Space]
+	known     atomic.Bool  // the generation in space is confirmed by the store
+	everKnown atomic.Bool  // it has been once: a later move is a switch
+	prevGen   atomic.Int64 // the generation before the last switch
+	switched  atomic.Int64 // when it happened, cache clock
+	genMu     sync.Mutex   // serializes switches
+	roundMu   sync.Mutex
+	round     chan struct{} // closed when the next generation sync ends
+	hint      chan struct{} // asks the maintenance goroutine to sync now
 
 	waiters Waiters
 	pending pending
@@ -101,6 +103,7 @@ type Tier struct {
 	kick     chan struct{} // asks the maintenance goroutine to repair now
 	acks     atomic.Pointer[ackWait]
 	up       atomic.Bool // the subscription is up
+	lost     atomic.Bool // its loss was logged, its return not yet
 	upMu     sync.Mutex
 	upCh     chan struct{} // closed at the next Up
 
@@ -201,13 +204,27 @@ func (t *Tier) WaitSettled(ctx context.Context) error {
 		if !t.known.Load() {
 			t.syncSoon()
 		}
+		// Not again at once if the read fails (a Redis down fails it at
+		// once): the next round, or a pause between asks.
+		pause := time.NewTimer(t.syncEvery() / 10)
 		select {
 		case <-up:
 		case <-round:
+			select {
+			case <-pause.C:
+			case <-up:
+			case <-ctx.Done():
+			case <-t.ctx.Done():
+			}
 		case <-ctx.Done():
-			return context.Cause(ctx)
 		case <-t.ctx.Done():
+		}
+		pause.Stop()
+		switch {
+		case t.ctx.Err() != nil:
 			return errClosed
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
 		}
 	}
 	return nil
@@ -330,7 +347,7 @@ type write struct {
 // and swaps the keyspace under recentMu: a write recorded after a carry
 // reads the new keyspace).
 func (t *Tier) begin(ids []string) *write {
-	w := &write{ids: ids}
+	w := &write{ids: slices.Clone(ids)} // the caller may reuse its slice
 	if t.caps.Generations {
 		t.recentMu.Lock()
 		t.recent = append(t.recent, w)
@@ -436,13 +453,18 @@ func (t *Tier) Pending(id string) bool { return t.pending.has(id) }
 // Waiters returns the processes's registry of waits for rebuilds.
 func (t *Tier) Waiters() *Waiters { return &t.waiters }
 
+// breakerChanged logs an outage once: when the breaker opens from closed
+// (Warn) and when it closes again (Info); the probes in between are Debug.
 func (t *Tier) breakerChanged(from, to breaker.State) {
 	if t.cfg.Logger == nil {
 		return
 	}
-	level := slog.LevelInfo
-	if to == breaker.Open {
+	level := slog.LevelDebug
+	switch {
+	case from == breaker.Closed && to == breaker.Open:
 		level = slog.LevelWarn
+	case to == breaker.Closed:
+		level = slog.LevelInfo
 	}
 	t.cfg.Logger.LogAttrs(context.Background(), level, "tiercache: shared tier circuit breaker "+to.String(),
 		slog.String("keyspace", t.cfg.Name), slog.String("from", from.String()), slog.String("to", to.String()))

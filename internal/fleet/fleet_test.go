@@ -139,7 +139,7 @@ func TestHostileMessages(t *testing.T) {
 	for _, m := range []string{
 		"", " ", "v", "v attacker 9000000000000000000", "v x -1", "w", "w x", "w x v1+99999999999999999999 1",
 		"a x v1+5", "zzz", strings.Repeat("w", 100_000), "\x00\x01", "w x v1 \n\n", "w x v1:v1 1", "f x v1+1+1 1",
-		"w x v7 other", // another code Version (a rolling deploy): copies dropped, nothing carried over
+		"w x v7 other", // another code Version (a rolling deploy): dropped and carried over
 		"w x v1 ok",
 	} {
 		handle.Message(m)
@@ -147,8 +147,10 @@ func TestHostileMessages(t *testing.T) {
 	if got := tier.Space(); got != before {
 		t.Fatalf("keyspace moved from %q to %q on messages", before.Version, got.Version)
 	}
-	if tier.pending.n.Load() != 0 {
-		t.Fatalf("%d ids pending after forged messages, want 0", tier.pending.n.Load())
+	// Only the write of another code Version (a rolling deploy) is carried
+	// over to this process's keys.
+	if tier.pending.n.Load() > 1 || tier.Pending("ok") {
+		t.Fatalf("%d ids pending after forged messages, want at most the other Version's", tier.pending.n.Load())
 	}
 	if got := rec.ids(); !slices.Equal(got, []string{"other", "ok"}) {
 		t.Fatalf("invalidated %q, want only the ids of the well-formed writes", got)

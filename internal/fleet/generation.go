@@ -146,13 +146,14 @@ func (t *Tier) sync(ctx context.Context) {
 		return
 	}
 	if gen > cur.Gen {
-		t.switchTo(ctx, gen)
+		t.switchTo(ctx, gen, t.everKnown.Load())
 	} else if len(confirmed) > 0 {
 		t.recentMu.Lock()
 		t.recent = slices.DeleteFunc(t.recent, func(w *write) bool { return confirmed[w] })
 		t.recentMu.Unlock()
 	}
 	t.known.Store(true)
+	t.everKnown.Store(true)
 	if raised {
 		// The key was missing or lower: lost (or never written), and other
 		// processes may use another generation. Have them read it again: the
@@ -170,7 +171,7 @@ func (t *Tier) sync(ctx context.Context) {
 // flushes on both sides of the keyspace swap, before for readers that see
 // the new keyspace, after for what loads that read the old one kept in
 // between (a load notes the cache's epoch before it reads the keyspace).
-func (t *Tier) switchTo(ctx context.Context, gen int64) {
+func (t *Tier) switchTo(ctx context.Context, gen int64, announce bool) {
 	t.genMu.Lock()
 	cur := t.space.Load()
 	if gen <= cur.Gen {
@@ -201,6 +202,11 @@ func (t *Tier) switchTo(ctx context.Context, gen int64) {
 	t.repairSoon()
 	t.cfg.Local.Flush()
 	t.genMu.Unlock()
+	if !announce {
+		// The first read of the generation: where this process starts,
+		// not a move.
+		return
+	}
 	t.cfg.Record(stats.VersionSwitch)
 	t.info("tiercache: switched to a new runtime version", slog.String("from", cur.Version), slog.String("to", next.Version))
 	t.publish(ctx, t.message(opAck, next))
@@ -262,7 +268,7 @@ func (t *Tier) Bump(ctx context.Context) (Bumped, error) {
 	w := &ackWait{gen: gen, seen: map[string]bool{t.instance: true}, more: make(chan struct{}, 1)}
 	t.acks.Store(w)
 	defer t.acks.CompareAndSwap(w, nil)
-	t.switchTo(ctx, gen)
+	t.switchTo(ctx, gen, true)
 	b := Bumped{Version: version, Generation: gen}
 	if !t.caps.Messages {
 		return b, nil
@@ -274,8 +280,11 @@ func (t *Tier) Bump(ctx context.Context) (Bumped, error) {
 	if err != nil {
 		return b, fmt.Errorf("tiercache: version bumped to %s, but the message to running processes failed (they switch within %v): %w", version, t.syncEvery(), err)
 	}
-	if t.caps.Messages && t.subscribed() {
-		b.Heard-- // this process's own subscription
+	if t.subscribed() && b.Heard > 0 {
+		// This process's own subscription, if Redis counted it: on Redis
+		// Cluster it counts only the subscribers of the node that took the
+		// PUBLISH, so there Heard is a lower bound.
+		b.Heard--
 	}
 	b.Switched = w.wait(ctx, int(b.Heard))
 	return b, nil

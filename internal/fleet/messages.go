@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/tiercache/tiercache/driver"
@@ -14,8 +15,13 @@ import (
 // ids separated by newlines (ids hold no control characters):
 //
 //	w  a write (Set, Delete): the ids changed. Receivers drop their copies
-//	   and wake their waiters; a receiver that moved to a newer generation
-//	   within ForwardWindow carries the write over to its own keys.
+//	   and wake their waiters. A receiver whose keys are not the sender's
+//	   carries the write over to its own keys (see carries): one that
+//	   moved to a newer generation within ForwardWindow, or one on another
+//	   code Version of the keyspace (a rolling deploy).
+//	F  a write carried over (or completed after a failure): as w, but never
+//	   carried over again, so that two code Versions do not echo each
+//	   other's writes forever.
 //	f  a rebuild's fill: receivers drop their (older) copies and wake.
 //	r  a rebuild released without a fill: receivers wake their waiters.
 //	v  hint: re-read the keyspace's generation from the store.
@@ -23,10 +29,11 @@ import (
 //
 // A message is a hint, never the authority: nothing in one moves a process
 // to a state the store does not hold. The worst a forged message can do is
-// make processes drop copies (and re-read them from the shared tier) or read
-// the generation once more.
+// make processes drop copies, or delete entries (which costs reloads from
+// the origin), or read the generation once more.
 const (
 	opWrite    = 'w'
+	opCarried  = 'F'
 	opFill     = 'f'
 	opReleased = 'r'
 	opVersion  = 'v'
@@ -116,7 +123,7 @@ func (h handler) Message(payload string) {
 			w.ack(instance, version)
 		}
 		return
-	case opWrite, opFill, opReleased:
+	case opWrite, opCarried, opFill, opReleased:
 	default:
 		return
 	}
@@ -124,20 +131,8 @@ func (h handler) Message(payload string) {
 	if !ok {
 		return // not from a tiercache process
 	}
-	space := t.space.Load()
 	own := instance == t.instance
-	forward := false
-	if version != space.Version {
-		if code == t.cfg.Version {
-			// Another generation of this keyspace: ours may be out of date,
-			// or the sender's. A write from the one we just left is carried
-			// over to our keys, so that it is not lost on processes that
-			// have not switched yet.
-			t.syncSoon()
-			forward = op[0] == opWrite && !own && gen < space.Gen && gen == t.prevGen.Load() &&
-				t.cfg.Now()-t.switched.Load() < int64(t.cfg.ForwardWindow)
-		}
-	}
+	forward := op[0] == opWrite && !own && t.carries(code, gen)
 	if list == "" {
 		return
 	}
@@ -158,6 +153,30 @@ func (h handler) Message(payload string) {
 	}
 }
 
+// carries reports whether a write announced under the code version code at
+// generation gen must be carried over to this process's keys, and asks for
+// the generation to be read again if the sender's may be newer.
+//
+//   - Another generation of this code Version: ours may be out of date, or
+//     the sender's. A write from the generation we just left (within
+//     ForwardWindow) is carried over, so that it is not lost on processes
+//     that have not switched yet.
+//   - Another code Version (a rolling deploy): its keys are not ours, but
+//     its write changed the origin all the same; every process of the other
+//     Version deletes the ids in its own keys (one DEL per process: a
+//     deploy's cost, not a steady one).
+func (t *Tier) carries(code string, gen int64) bool {
+	space := t.space.Load()
+	switch {
+	case code != t.cfg.Version:
+		return true
+	case gen == space.Gen:
+		return false
+	}
+	t.syncSoon()
+	return gen < space.Gen && gen == t.prevGen.Load() && t.cfg.Now()-t.switched.Load() < int64(t.cfg.ForwardWindow)
+}
+
 // Up trusts the cache's copies again once they have been flushed of
 // whatever they may have kept while messages could be missed, and has the
 // generation read again (a bump may have been missed too).
@@ -165,6 +184,9 @@ func (h handler) Up() {
 	t := h.t
 	t.cfg.Local.Flush()
 	t.cfg.Local.Trust(true)
+	if t.lost.Swap(false) {
+		t.info("tiercache: invalidation subscription back; in-process copies flushed and trusted again", slog.String("channel", t.channel))
+	}
 	t.up.Store(true)
 	t.upMu.Lock()
 	close(t.upCh)
@@ -184,5 +206,8 @@ func (h handler) Down(err error) {
 		t.known.Store(false)
 	}
 	t.syncSoon()
-	t.warn(t.ctx, "tiercache: invalidation subscription lost; in-process copies answer only when the shared tier fails", t.channel, err)
+	// Once per loss, not per failed reconnection.
+	if !t.lost.Swap(true) {
+		t.warn(t.ctx, "tiercache: invalidation subscription lost; in-process copies answer only when the shared tier fails", t.channel, err)
+	}
 }

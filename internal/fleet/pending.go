@@ -134,6 +134,11 @@ func (t *Tier) repairAll(ctx context.Context, k int) error {
 		return errTooManyPending
 	}
 	t.warn(ctx, "tiercache: moving the keyspace to a new runtime version, so that no process serves a value older than the writes that failed", t.channel, errTooManyPending)
+	// The writes the bump would carry over are the ones it answers: carried
+	// back into pending, they would overflow it again.
+	t.recentMu.Lock()
+	t.recent = nil
+	t.recentMu.Unlock()
 	if _, err := t.Bump(ctx); err != nil {
 		return err
 	}
@@ -176,7 +181,7 @@ func (t *Tier) repair(ctx context.Context) (more bool, err error) {
 	}
 	space := t.space.Load()
 	err = t.call(ctx, func(ctx context.Context) error {
-		return t.store.Delete(ctx, keysOf(space, ids), t.note(opWrite, space, ids...))
+		return t.store.Delete(ctx, keysOf(space, ids), t.note(opCarried, space, ids...))
 	})
 	if err != nil {
 		return true, err

@@ -12,6 +12,10 @@ import (
 // earlier calls are still running past their context.
 var ErrTooManyAbandoned = errors.New("flight: too many abandoned calls still running")
 
+// abandonGrace is how long Run waits, once the context has ended, for the
+// function to return before it abandons it.
+const abandonGrace = 20 * time.Millisecond
+
 // ErrAbandoned marks the error of a Runner call whose function was still
 // running when its context ended; the error also wraps the context's cause.
 var ErrAbandoned = errors.New("flight: call abandoned")
@@ -37,8 +41,9 @@ type Runner struct {
 
 // Run calls fn with ctx on a goroutine of its own and returns its error (a
 // *PanicError if it panicked, ErrGoexit if it called runtime.Goexit). If ctx
-// ends first, Run abandons fn and returns an error wrapping ErrAbandoned and
-// ctx's cause; the caller must then not read anything fn writes. abandon, if
+// ends first and fn does not return within a short grace (abandonGrace), Run
+// abandons fn and returns an error wrapping ErrAbandoned and ctx's cause;
+// the caller must then not read anything fn writes. abandon, if
 // not nil, is called when fn is abandoned.
 func (r *Runner) Run(ctx context.Context, fn func(context.Context) error, abandon func()) error {
 	if ctx.Err() != nil {
@@ -82,7 +87,17 @@ func (r *Runner) Run(ctx context.Context, fn func(context.Context) error, abando
 		return err
 	case <-ctx.Done():
 	}
-	// Between ctx ending and now fn may have returned: prefer its result.
+	// A function that honours its context returns at once now: give it a
+	// moment before calling it abandoned.
+	grace := time.NewTimer(abandonGrace)
+	select {
+	case err := <-done:
+		grace.Stop()
+		return err
+	case <-grace.C:
+	}
+	// Between the grace ending and now fn may have returned: prefer its
+	// result.
 	state.Lock()
 	select {
 	case err := <-done:
