@@ -3,7 +3,6 @@ package tiercache_test
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,13 +250,7 @@ func TestGetManyLoadFailure(t *testing.T) {
 // TestGetManyRedisDown: with the shared tier unreachable, GetMany still
 // answers from the loader, in one call.
 func TestGetManyRedisDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	c := newCache(t, "", tiercache.Options[user]{Store: redisstore.New(newRedis(t, dead), nil)})
+	c := newCache(t, "", tiercache.Options[user]{Store: redisstore.New(newRedis(t, deadAddr(t)), nil)})
 	db := &batchOrigin{origin: newOrigin("1", "2", "3")}
 	var calls atomic.Int64
 	load := func(ctx context.Context, ids []string) (map[string]user, error) {

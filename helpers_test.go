@@ -3,8 +3,10 @@ package tiercache_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +126,17 @@ func newCache[V any](t *testing.T, addr string, o tiercache.Options[V]) *tiercac
 		waitSettled(t, c)
 	}
 	return c
+}
+
+// deadAddr returns a loopback address nothing listens on: a shared tier
+// that refuses every connection.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	port, err := cachetest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 // waitSettled waits until c's subscription is up and its keyspace's version

@@ -5,8 +5,6 @@ package tiercache_test
 import (
 	"context"
 	"errors"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -49,13 +47,8 @@ func TestBumpVersionAfterClose(t *testing.T) {
 // (and hangs for good with context.Background()).
 func TestReadyDuringClose(t *testing.T) {
 	// A port nothing listens on: the shared tier never answers.
-	port, err := cachetest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}}
-	o.Store = redisstore.New(newRedis(t, addr), nil)
+	o.Store = redisstore.New(newRedis(t, deadAddr(t)), nil)
 	c, err := tiercache.New(&o)
 	if err != nil {
 		t.Fatal(err)

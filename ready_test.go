@@ -4,8 +4,6 @@ package tiercache_test
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -23,13 +21,8 @@ import (
 // asks for another at once, and the open breaker answers it at once.
 func TestReadyDoesNotSpinWhileRedisDown(t *testing.T) {
 	t.Run("NeverUp", func(t *testing.T) {
-		port, err := cachetest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}}
-		o.Store = redisstore.New(newRedis(t, addr), nil)
+		o.Store = redisstore.New(newRedis(t, deadAddr(t)), nil)
 		c, err := tiercache.New(&o)
 		if err != nil {
 			t.Fatal(err)
