@@ -86,7 +86,7 @@ func startOTel(ctx context.Context, name string, stdout io.Writer, log *slog.Log
 	}
 	t := &telemetry{
 		log: log,
-		tp: sdktrace.NewTracerProvider(sdktrace.WithBatcher(spans), sdktrace.WithResource(res)),
+		tp:  sdktrace.NewTracerProvider(sdktrace.WithBatcher(spans), sdktrace.WithResource(res)),
 		// The interval is OTEL_METRIC_EXPORT_INTERVAL (default 60 s);
 		// shutdown exports once more.
 		mp: sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics)), sdkmetric.WithResource(res)),
