@@ -34,7 +34,7 @@ func Example() {
 	for _, s := range sr.Ended() {
 		fmt.Print(s.Name())
 		for _, kv := range s.Attributes() {
-			fmt.Printf(" %s=%s", kv.Key, kv.Value.Emit())
+			fmt.Printf(" %s=%s", kv.Key, kv.Value.String())
 		}
 		fmt.Println()
 	}
