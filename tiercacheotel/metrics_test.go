@@ -233,22 +233,24 @@ func TestMetricsEqualStats(t *testing.T) {
 func TestMetricsConcurrent(t *testing.T) {
 	_, reader, newCache := metered(t)
 	c := newCache("user", &tiercache.Options[user]{})
-	var wg sync.WaitGroup
+	// The collector runs until the requests are done, at least once.
 	done := make(chan struct{})
-	collected := make(chan int)
+	collected := make(chan struct{})
 	go func() {
-		n := 0
+		defer close(collected)
 		for {
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Error(err)
+			}
 			select {
 			case <-done:
-				collected <- n
 				return
 			default:
-				collect(t, reader)
-				n++
 			}
 		}
 	}()
+	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 200 {
