@@ -38,8 +38,9 @@
 //
 // A request that shares another caller's load has no load span of its own;
 // a background refresh's load span is a child of the Get that started it,
-// and may end after it. GetMany has no Get span (the root calls no hook for
-// it); its batch loads have load spans named after the first id's key.
+// and may end after it. GetMany has no Get span (the root calls no Get hook
+// for it); each of its batch loads has a load span whose tiercache.key is the
+// first id's key.
 //
 // A "not found" (tiercache.ErrNotFound) is an answer, not an error. A
 // failed loader call, and a Get that returned an error and no value, have

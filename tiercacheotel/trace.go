@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -26,33 +25,40 @@ func Hooks(tp trace.TracerProvider, opts ...Option) tiercache.Hooks {
 	cfg := newConfig(opts)
 	t := &tracer{
 		tracer:  tp.Tracer(ScopeName),
-		attrs:   cfg.attrs,
 		omitKey: cfg.omitKeys,
+		start:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
+	}
+	if len(cfg.attrs) > 0 {
+		t.start = append(t.start, trace.WithAttributes(cfg.attrs...))
 	}
 	return tiercache.Hooks{Get: t.get, Load: t.load}
 }
 
 type tracer struct {
 	tracer  trace.Tracer
-	attrs   []attribute.KeyValue
+	start   []trace.SpanStartOption // resolved once: a span costs no options
 	omitKey bool
 }
 
-// start starts a span named name with the configured attributes, the key's
-// and extra.
-func (t *tracer) start(ctx context.Context, name, key string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs := make([]attribute.KeyValue, 0, len(t.attrs)+1+len(extra))
-	attrs = append(attrs, t.attrs...)
-	if !t.omitKey {
-		attrs = append(attrs, keyKey.String(key))
+// startSpan starts a span named name with the configured attributes, and
+// the key's when it is recording. (The key is set after the start, so that
+// a span that is not recorded, with the no-op provider or not sampled, costs
+// no attribute; samplers see the configured attributes only.)
+func (t *tracer) startSpan(ctx context.Context, name, key string) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(ctx, name, t.start...)
+	if !t.omitKey && span.IsRecording() {
+		span.SetAttributes(keyKey.String(key))
 	}
-	attrs = append(attrs, extra...)
-	return t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	return ctx, span
 }
 
 func (t *tracer) get(ctx context.Context, key string) (context.Context, func(stats.Outcome, stats.Tier, error)) {
-	ctx, span := t.start(ctx, "tiercache.get", key)
+	ctx, span := t.startSpan(ctx, "tiercache.get", key)
 	return ctx, func(o stats.Outcome, tier stats.Tier, err error) {
+		if !span.IsRecording() {
+			span.End()
+			return
+		}
 		span.SetAttributes(outcomeKey.String(o.String()), tierKey.String(tier.String()))
 		switch {
 		case err == nil, errors.Is(err, tiercache.ErrNotFound):
@@ -70,9 +76,12 @@ func (t *tracer) get(ctx context.Context, key string) (context.Context, func(sta
 }
 
 func (t *tracer) load(ctx context.Context, key string, attempt int) (context.Context, func(error)) {
-	ctx, span := t.start(ctx, "tiercache.load", key, attemptKey.Int(attempt))
+	ctx, span := t.startSpan(ctx, "tiercache.load", key)
+	if span.IsRecording() {
+		span.SetAttributes(attemptKey.Int(attempt))
+	}
 	return ctx, func(err error) {
-		if err != nil && !errors.Is(err, tiercache.ErrNotFound) {
+		if err != nil && !errors.Is(err, tiercache.ErrNotFound) && span.IsRecording() {
 			fail(span, err)
 		}
 		span.End()
