@@ -49,6 +49,7 @@ flight).
 // serveFlags are the settings of serve.
 type serveFlags struct {
 	addr, db, redis, logLevel string
+	otel                      string
 	ttl, staleTTL, negTTL     time.Duration
 	latency                   time.Duration
 	users                     int
@@ -67,6 +68,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.users, "users", 100_000, "users to seed when the table is empty")
 	fs.DurationVar(&f.latency, "origin-latency", 0, "cost added to every database query, to simulate a slow database")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.otel, "otel", "", "OpenTelemetry `exporter` for the cache's spans and metrics: otlp (OTLP/HTTP,\nset up by the OTEL_EXPORTER_OTLP_* variables) or stdout (JSON); none by default")
 	pos, err := parse(fs, cmd, e, args)
 	if err != nil {
 		return err
@@ -87,6 +89,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--users must not be negative")
 	case f.db == "":
 		return usagef("--db must name a SQLite file or a postgres:// URL")
+	}
+	if err := checkOTelExporter(f.otel); err != nil {
+		return err
 	}
 	var rurl *redisURL
 	if f.redis != "" {
@@ -138,12 +143,19 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 		opts.Store = redisstore.New(rdb, nil)
 		log.Info("shared tier ready", "redis", rurl.name)
 	}
+	tel, err := startOTel(ctx, f.otel, e.stdout, log) // nil without --otel
+	if err != nil {
+		return err
+	}
+	defer tel.close(ctx)
+	tel.instrument("user", opts)
 	cache, err := tiercache.New(opts)
 	if err != nil {
 		return err
 	}
 	defer cache.Close()
 	metrics.Watch("user", cache)
+	tel.watch("user", cache)
 	cfg := server.Config{DB: db, Cache: cache, Logger: log, Metrics: metricsHandler(metrics)}
 	if rdb != nil {
 		cfg.RedisPing = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
