@@ -219,19 +219,19 @@ func TestDataShape(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]any{
-		"keyspace.name":          "user",
-		"keyspace.version":       "v3+1764201234567890",
-		"keyspace.code_version":  "v3",
-		"keyspace.generation":    1764201234567890.0,
-		"requests.total":         float64(snap.Total()),
-		"requests.hit_ratio":     snap.HitRatio(),
-		"requests.by_tier.l1":    float64(1 + 5 + 9 + 13 + 17 + 21 + 25),
-		"loads.mean_ms":          1.0,
-		"l2.enabled":             true,
-		"l2.health":              "degraded",
-		"origin.reads":           40.0,
-		"origin.writes":          2.0,
-		"origin.queries":         42.0,
+		"keyspace.name":         "user",
+		"keyspace.version":      "v3+1764201234567890",
+		"keyspace.code_version": "v3",
+		"keyspace.generation":   1764201234567890.0,
+		"requests.total":        float64(snap.Total()),
+		"requests.hit_ratio":    snap.HitRatio(),
+		"requests.by_tier.l1":   float64(1 + 5 + 9 + 13 + 17 + 21 + 25),
+		"loads.mean_ms":         1.0,
+		"l2.enabled":            true,
+		"l2.health":             "degraded",
+		"origin.reads":          40.0,
+		"origin.writes":         2.0,
+		"origin.queries":        42.0,
 	} {
 		if got := at(m, path); got != want {
 			t.Errorf("%s = %v (%T), want %v", path, got, got, want)

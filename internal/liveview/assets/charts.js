@@ -107,7 +107,7 @@ const charts = (() => {
       ypos = v => M.top + ph - (v - lo) / (hi - lo) * ph;
     }
     const xpos = v => M.left + (v - x0) / (x1 - x0) * pw;
-    const yf = opts.yFormat || number, xf = opts.xFormat || number;
+    const yf = opts.yFormat || number, xf = opts.xFormat || (v => String(+v.toFixed(3)));
     for (const v of yt) {
       const y = ypos(v);
       el("line", { class: "grid", x1: M.left, x2: W - M.right, y1: y, y2: y }, svg);
