@@ -49,7 +49,7 @@ chromium:
 			exit 1; \
 		fi; \
 	fi
-	@chromium --version
+	@chromium --version 2>/dev/null
 
 # lint runs staticcheck at a pinned version, on both modules.
 lint:

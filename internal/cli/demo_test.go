@@ -111,7 +111,7 @@ func TestDemoHTML(t *testing.T) {
 		"stampede-reads":   strconv.FormatUint(r.Stampede.Reads, 10),
 	} {
 		if v := el[id].Value; v == nil || *v != want {
-			t.Errorf("#%s has data-value %v, want %s", id, v, want)
+			t.Errorf("#%s has data-value %v, want %s", id, el[id], want)
 		}
 		if got := strings.ReplaceAll(el[id].Text, ",", ""); got != want {
 			t.Errorf("#%s shows %q, want %s", id, el[id].Text, want)

@@ -160,7 +160,7 @@ func TestLivePageInBrowser(t *testing.T) {
 	value := func(id, want string) {
 		t.Helper()
 		if got := el[id].Value; got == nil || *got != want {
-			t.Errorf("#%s has data-value %v, want %q", id, got, want)
+			t.Errorf("#%s has data-value %s, want %q", id, quoted(got), want)
 		}
 	}
 	count := func(id string, want uint64) {
@@ -254,4 +254,12 @@ func TestLivePageInBrowser(t *testing.T) {
 		}
 		t.Logf("wrote %s", screenshotPath)
 	}
+}
+
+// quoted is *s quoted, or "none".
+func quoted(s *string) string {
+	if s == nil {
+		return "none"
+	}
+	return strconv.Quote(*s)
 }
