@@ -24,8 +24,8 @@
 //
 // Layout: this package holds the workload (workload.go, fleet.go), the latency
 // histogram, the progress display, the report and the step-by-step timelines
-// its HTML form draws (timeline.go; the page is package liveview's). Its subpackages hold what
-// the demo and "tiercache serve" share:
+// its HTML form draws (timeline.go; the page is package liveview's). Its
+// subpackages hold what the demo and "tiercache serve" share:
 //
 //	demo/userdb   the origin: the users table in SQLite or PostgreSQL
 //	demo/server   the users HTTP service of "tiercache serve"
