@@ -13,8 +13,8 @@ import (
 type Degradation struct {
 	// Kind is an outcome (stale_if_error, fallback, error), an event
 	// (l2_error, l2_corrupt, load_abandoned, lock_wait_timeout), a breaker
-	// state reached (breaker_open, breaker_half_open, breaker_closed) or
-	// version_switch.
+	// state reached (breaker_open, breaker_half_open, breaker_closed),
+	// version_switch, or sample_failed (a panic while Start sampled).
 	Kind string `json:"kind"`
 	// Detail says what it means, in a few words.
 	Detail string    `json:"detail"`
