@@ -571,3 +571,45 @@ func TestWriteReportError(t *testing.T) {
 		t.Error("WriteReport of a value JSON cannot encode: nil error")
 	}
 }
+
+// panicky is a source whose Stats panics while panicking is set.
+type panicky struct {
+	*source
+	mu        sync.Mutex
+	panicking bool
+	calls     chan struct{}
+}
+
+func (p *panicky) Stats() stats.Snapshot {
+	p.mu.Lock()
+	on := p.panicking
+	p.mu.Unlock()
+	if on {
+		select {
+		case p.calls <- struct{}{}:
+		default:
+		}
+		panic("stats broke")
+	}
+	return p.source.Stats()
+}
+
+func TestStartSurvivesAPanic(t *testing.T) {
+	src := &panicky{source: newSource(), panicking: true, calls: make(chan struct{}, 1)}
+	v := newView(t, &Options{Interval: time.Millisecond})
+	v.Watch(src, nil)
+	stop := v.Start(t.Context())
+	<-src.calls // a sample panicked; the goroutine goes on, or stop would hang
+	<-src.calls
+	stop()
+	src.mu.Lock()
+	src.panicking = false
+	src.mu.Unlock()
+	d, err := v.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Degradations) != 1 || d.Degradations[0].Kind != "sample_failed" || !strings.Contains(d.Degradations[0].Detail, "stats broke") {
+		t.Errorf("degradations after panicking samples: %+v", d.Degradations)
+	}
+}
