@@ -17,6 +17,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/demo/server"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/internal/liveview"
 	"github.com/tiercache/tiercache/prom"
 	"github.com/tiercache/tiercache/redisstore"
 )
@@ -34,7 +35,10 @@ Serves the users table over HTTP through a tiercache.Cache:
                        invalidates the id in every instance's cache
   GET  /healthz        database and Redis status; 503 if the database is down
   GET  /metrics        Prometheus metrics of the cache and the Go runtime
-  GET  /debug/stats    the cache's counters and the origin's query counts
+  GET  /debug/stats    the cache's counters, keyspace in use, L2 health, origin
+                       queries, recent degradations (JSON)
+  GET  /debug/tiercache
+                       the live view: a page of the same, updating every second
        /debug/pprof/   Go profiles
 
 The database is created and seeded with --users rows if its users table is
@@ -131,13 +135,17 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 	log.Info("database ready", "db", db.String(), "seeded", seeded)
 
 	metrics := prom.New()
+	live, err := liveview.New(&liveview.Options{Origin: db.Queries})
+	if err != nil {
+		return err
+	}
 	opts := &tiercache.Options[userdb.User]{
 		Keyspace:    tiercache.Keyspace{Name: "user", Version: "v1"},
 		TTL:         f.ttl,
 		StaleTTL:    f.staleTTL,
 		NegativeTTL: f.negTTL,
 		Logger:      log,
-		Recorder:    metrics.Recorder("user"),
+		Recorder:    live.Recorder(metrics.Recorder("user")),
 	}
 	if rdb != nil {
 		opts.Store = redisstore.New(rdb, nil)
@@ -160,6 +168,9 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 	if rdb != nil {
 		cfg.RedisPing = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
+	live.Watch(cache, cfg.RedisPing)
+	defer live.Start(ctx)()
+	cfg.Live = live
 	h, err := server.New(cfg)
 	if err != nil {
 		return err
