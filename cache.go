@@ -44,6 +44,12 @@ type Cache[V any] struct {
 	loads   flight.Group[fetched[V]] // one miss per id at a time; owns the cache's goroutines
 	loaders flight.Runner            // the loader calls
 
+	// Without a shared tier (see inprocess.go): the goroutines that run
+	// loads, what leaders wait with, and the loads abandoned still running.
+	inPool      flight.Pool[*inCall[V]]
+	leaderWaits sync.Pool
+	inAbandoned atomic.Int64
+
 	counter  *stats.Counter
 	recorder stats.Recorder // user's, or nil
 	logger   *slog.Logger   // nil: silent
@@ -113,6 +119,8 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		base:     keys.NewSpace(cfg.Prefix, cfg.Keyspace.Version, cfg.Keyspace.Name, 0),
 	}
 	c.loaders.Limit = maxAbandoned
+	c.inPool.Run = c.runInProcess
+	c.leaderWaits.New = newLeaderWait
 	l1 := &otter.Options[string, *entry[V]]{
 		MaximumSize:     cfg.L1Size,
 		InitialCapacity: min(cfg.L1Size, maxInitialCapacity),
@@ -123,7 +131,9 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		// until it runs, which cost up to 17 points of hit ratio on public
 		// traces (docs/architecture.md, "L1").
 		Executor: func(f func()) { f() },
-		OnDeletion: func(e otter.DeletionEvent[string, *entry[V]]) {
+		// Evictions are counted as part of otter's eviction (under its
+		// lock): a listener on the executor costs an allocation each.
+		OnAtomicDeletion: func(e otter.DeletionEvent[string, *entry[V]]) {
 			if e.Cause == otter.CauseOverflow {
 				c.record(stats.Eviction)
 			}
@@ -212,7 +222,9 @@ func (c *Cache[V]) Close() error {
 		if c.tier != nil {
 			c.tier.Close()
 		}
+		graceEnd := time.Now().Add(closeGrace)
 		c.loaders.Wait(closeGrace)
+		c.inPool.Close(time.Until(graceEnd))
 		if c.coarse != nil {
 			c.coarse.Stop()
 		}

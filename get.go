@@ -109,6 +109,9 @@ func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev
 	if err := checkID(id); err != nil {
 		return c.fail(nil, result{stats.Error, stats.None}, err)
 	}
+	if c.tier == nil {
+		return c.missInProcess(ctx, id, load, prev)
+	}
 	call, leader := c.loads.Join(id)
 	if call == nil {
 		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ErrGoexit is the error of a function that called runtime.Goexit.
@@ -79,12 +81,70 @@ type Group[V any] struct {
 
 // A Call is one execution shared by the callers of a key.
 type Call[V any] struct {
+	// done is closed once the call has its result. A call led with Claim
+	// has none until a second caller joins: its leader does not wait.
 	done     chan struct{}
 	finished bool // guarded by Group.mu
 	dups     int  // callers that joined after the leader; guarded by Group.mu
 	val      V
 	err      error
+
+	// Deadline is when the leader's work is due (Claim's deadline); zero
+	// for calls started by Join.
+	Deadline time.Time
+
+	// What a leader hands to a goroutine that does the work for it (see
+	// Claim): it lives in the call so that a call allocates once.
+	Key string // the call's key
+	Fn  any    // the work
+	Ctx Bound  // the work's context
+	// Ready receives one value when the work is done, unless the leader
+	// left first (see Deliver and Leave).
+	Ready   chan struct{}
+	handoff atomic.Int32
 }
+
+// States of a call's handoff between the goroutine doing the work and its
+// leader.
+const (
+	working int32 = iota
+	leaderLeft
+	leaderAbandoned
+	delivered
+)
+
+// Deliver is called by the goroutine that did the work, after Finish: it
+// tells the leader, unless the leader left, and reports whether it did.
+func (c *Call[V]) Deliver() bool {
+	if c.handoff.CompareAndSwap(working, delivered) {
+		c.Ready <- struct{}{}
+		return true
+	}
+	return false
+}
+
+// Abandoned reports whether the leader left because the work ran too long
+// (Leave with abandon set).
+func (c *Call[V]) Abandoned() bool { return c.handoff.Load() == leaderAbandoned }
+
+// Leave is called by a leader that stops waiting for Ready (abandon: the
+// work ran too long). It reports true if the work will not deliver; false
+// if it delivered meanwhile, in which case Leave has taken the value from
+// Ready and the call's result is ready.
+func (c *Call[V]) Leave(abandon bool) bool {
+	to := leaderLeft
+	if abandon {
+		to = leaderAbandoned
+	}
+	if c.handoff.CompareAndSwap(working, to) {
+		return true
+	}
+	<-c.Ready
+	return false
+}
+
+// Result returns the call's result, once it is finished.
+func (c *Call[V]) Result() (V, error) { return c.val, c.err }
 
 // Wait returns the call's result once it is done, or ctx's error if ctx ends
 // first. It never cancels the call.
@@ -117,12 +177,40 @@ func (g *Group[V]) Join(key string) (c *Call[V], leader bool) {
 	}
 	if c, ok := g.calls[key]; ok {
 		c.dups++
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
 		return c, false
 	}
 	if g.calls == nil {
 		g.calls = make(map[string]*Call[V])
 	}
 	c = &Call[V]{done: make(chan struct{})}
+	g.calls[key] = c
+	return c, true
+}
+
+// Claim is Join for a leader that does the work on its own goroutine and
+// never waits for the call: the call's channel is made only when a second
+// caller joins, so that a call nobody shares allocates one object.
+// deadline is the call's Deadline, for the callers who join it.
+func (g *Group[V]) Claim(key string, deadline time.Time) (c *Call[V], leader bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, false
+	}
+	if c, ok := g.calls[key]; ok {
+		c.dups++
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
+		return c, false
+	}
+	if g.calls == nil {
+		g.calls = make(map[string]*Call[V])
+	}
+	c = &Call[V]{Deadline: deadline, Key: key}
 	g.calls[key] = c
 	return c, true
 }
@@ -141,8 +229,11 @@ func (g *Group[V]) Finish(key string, c *Call[V], v V, err error) bool {
 		delete(g.calls, key)
 	}
 	c.val, c.err = v, err
+	done := c.done
 	g.mu.Unlock()
-	close(c.done)
+	if done != nil {
+		close(done)
+	}
 	return true
 }
 
@@ -178,6 +269,10 @@ func (g *Group[V]) ForgetAll() {
 func (g *Group[V]) Context(ctx context.Context) context.Context {
 	return detached{Context: g.stopContext(), values: ctx}
 }
+
+// Stop returns the context Close cancels: it derives from Background and
+// holds no values.
+func (g *Group[V]) Stop() context.Context { return g.stopContext() }
 
 // stopContext returns the context Close cancels.
 func (g *Group[V]) stopContext() context.Context {
