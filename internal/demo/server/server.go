@@ -7,27 +7,39 @@
 //
 //	GET  /users/{id}    the user as JSON; 404 for an unknown id (cached
 //	                    negatively), 400 for an id that is not a positive integer
-//	PUT  /users/{id}    body {"name": ..., "email": ...} (at most 64 KiB):
-//	                    updates the row, then deletes the id from the cache
+//	PUT  /users/{id}    body {"name": ..., "email": ...} (at most 64 KiB,
+//	                    UTF-8, strings without control characters; 400 with
+//	                    a message otherwise): updates the row, then deletes
+//	                    the id from the cache
 //	GET  /healthz       {"status", "db", "redis"}: 200, or 503 if the
 //	                    database does not answer
 //	GET  /debug/stats   the cache's counters and the origin's query counts
 //	     /debug/pprof/  the net/http/pprof handlers
 //	     /metrics       Config.Metrics, when set (a Prometheus handler)
+//
+// Error bodies are {"error": message}; a message quotes at most
+// redact.MaxQuoted bytes of what the request sent.
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/demo/redact"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/stats"
 )
@@ -94,7 +106,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h.mux.ServeHTTP(sw, r)
 	h.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)),
 		slog.Int("status", sw.status), slog.Duration("latency", time.Since(start)))
 }
 
@@ -130,19 +142,80 @@ type update struct {
 	Email string `json:"email"`
 }
 
+// validate checks the fields as the API documents them. Text no database
+// should store is refused here, as the client's mistake: a control
+// character (PostgreSQL refuses NUL, and would answer an error that reads
+// as an outage) or, checked on the raw body by decodeUpdate, bytes that are
+// not UTF-8 (encoding/json would store them as U+FFFD).
 func (u *update) validate() error {
 	switch {
 	case u.Name == "" || len(u.Name) > 200:
 		return errors.New(`"name" must be 1 to 200 bytes`)
 	case len(u.Email) < 3 || len(u.Email) > 254:
 		return errors.New(`"email" must be 3 to 254 bytes`)
+	case strings.ContainsFunc(u.Name, unicode.IsControl):
+		return errors.New(`"name" must not contain control characters (NUL, newline, ...)`)
+	case strings.ContainsFunc(u.Email, unicode.IsControl):
+		return errors.New(`"email" must not contain control characters (NUL, newline, ...)`)
+	case !strings.Contains(u.Email, "@"):
+		return errors.New(`"email" must contain '@'`)
 	}
-	for i := 0; i < len(u.Email); i++ {
-		if u.Email[i] == '@' {
-			return nil
+	return nil
+}
+
+// decodeUpdate reads and checks the body of a PUT. Its error is the message
+// for the client, in the API's terms (a field name, not a Go type), quoting
+// at most redact.MaxQuoted bytes of the body.
+func decodeUpdate(w http.ResponseWriter, r *http.Request) (update, int, error) {
+	var u update
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return u, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", MaxBody)
 		}
+		return u, http.StatusBadRequest, errors.New("body not read")
 	}
-	return errors.New(`"email" must contain '@'`)
+	if !utf8.Valid(body) {
+		return u, http.StatusBadRequest, errors.New("the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		return u, http.StatusBadRequest, jsonError(err)
+	}
+	if dec.More() {
+		return u, http.StatusBadRequest, errors.New("invalid JSON body: more than one value")
+	}
+	if err := u.validate(); err != nil {
+		return u, http.StatusBadRequest, err
+	}
+	return u, 0, nil
+}
+
+// jsonError turns an encoding/json error into a message for the client.
+func jsonError(err error) error {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return errors.New(`empty body: want a JSON object {"name": ..., "email": ...}`)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Errorf("%s must be a string, not a JSON %s", redact.Quote(typ.Field), typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Errorf(`the body must be a JSON object {"name": ..., "email": ...}, not a JSON %s`, typ.Value)
+	case errors.As(err, &syn):
+		return fmt.Errorf("invalid JSON body at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	}
+	// encoding/json has no type for an unknown field: its message quotes the
+	// field whole.
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if f, qerr := strconv.Unquote(field); qerr == nil {
+			field = f
+		}
+		return fmt.Errorf(`unknown field %s: want only "name" and "email"`, redact.Quote(field))
+	}
+	return fmt.Errorf("invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func (h *Handler) putUser(w http.ResponseWriter, r *http.Request) {
@@ -152,24 +225,9 @@ func (h *Handler) putUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var body update
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxBody))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
-		return
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid JSON body: more than one value")
-		return
-	}
-	if err := body.validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	body, code, err := decodeUpdate(w, r)
+	if err != nil {
+		writeError(w, code, err.Error())
 		return
 	}
 	u, err := h.cfg.DB.Update(r.Context(), n, body.Name, body.Email)
@@ -252,6 +310,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// clip returns s, or its first redact.MaxQuoted bytes and its length if it
+// is longer: for the request log, which must not copy a 500 KB path.
+func clip(s string) string {
+	if len(s) <= redact.MaxQuoted {
+		return s
+	}
+	return redact.Quote(s)
 }
 
 // statusWriter records the status code of a response for the request log.

@@ -179,19 +179,19 @@ func (db *DB) wait(ctx context.Context) error {
 
 // ParseID parses a user id: a positive decimal integer of at most 19 digits,
 // without sign or leading zeros, so that every id has one spelling and one
-// cache key.
+// cache key. Its error quotes at most redact.MaxQuoted bytes of s.
 func ParseID(s string) (int64, error) {
 	if s == "" || len(s) > 19 || s[0] == '0' {
-		return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
+		return 0, fmt.Errorf("invalid user id %s: want a positive integer", redact.Quote(s))
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
+			return 0, fmt.Errorf("invalid user id %s: want a positive integer", redact.Quote(s))
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("invalid user id %q: out of range", s)
+		return 0, fmt.Errorf("invalid user id %s: out of range", redact.Quote(s))
 	}
 	return n, nil
 }
