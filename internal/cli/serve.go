@@ -38,8 +38,9 @@ Serves the users table over HTTP through a tiercache.Cache:
        /debug/pprof/   Go profiles
 
 The database is created and seeded with --users rows if its users table is
-missing or empty. Logs are JSON on stderr; the listening address is printed on
-stdout. SIGINT or SIGTERM shuts down gracefully (up to 10s for requests in
+missing or empty; a users table without the columns id, name, email, version
+and updated_at is refused (exit 1). Logs are JSON on stderr, one record at
+most per failed request; the listening address is printed on stdout. SIGINT or SIGTERM shuts down gracefully (up to 10s for requests in
 flight).
 `,
 		run: runServe,

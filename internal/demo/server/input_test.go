@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -167,6 +168,36 @@ func TestJSONErrors(t *testing.T) {
 		body := errorOf(w)
 		if w.Code != http.StatusBadRequest || !strings.Contains(body, tc.want) || strings.Contains(body, "Go ") || strings.Contains(body, "update") || strings.Contains(body, "json:") {
 			t.Errorf("PUT %q: %d %q; want 400 with %q and no Go internals", tc.body, w.Code, body, tc.want)
+		}
+	}
+}
+
+// TestFailedRequestLoggedOnce: a request the database fails (here a users
+// table without the columns the queries name) is logged once: it was twice
+// for a GET, by the cache (the failed load, at Warn) and by the handler (at
+// Error).
+func TestFailedRequestLoggedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(t.Context(), `CREATE TABLE users (id INTEGER PRIMARY KEY, fullname TEXT, version INTEGER);
+		INSERT INTO users VALUES (1, 'Ada', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	h, logs := newLoggedService(t, path, false)
+	for i, req := range []struct{ method, body string }{
+		{"GET", ""},
+		{"PUT", `{"name":"Ada","email":"ada@example.com"}`},
+	} {
+		w := serve(h, req.method, "/users/1", req.body)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s /users/1: %d %q, want 503", req.method, w.Code, w.Body.String())
+		}
+		if recs := logs.records(t, slog.LevelWarn); len(recs) != i+1 {
+			t.Errorf("after %d failed requests, %d records at Warn or above, want %d: %v", i+1, len(recs), i+1, recs)
 		}
 	}
 }

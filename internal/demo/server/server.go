@@ -68,9 +68,10 @@ type Config struct {
 // Handler serves the routes of the package comment. It is safe for
 // concurrent use.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg  Config
+	log  *slog.Logger
+	mux  *http.ServeMux
+	load tiercache.LoaderFunc[userdb.User]
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -84,7 +85,7 @@ func New(cfg Config) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, log: log, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, log: log, mux: http.NewServeMux(), load: load(cfg.DB)}
 	h.mux.HandleFunc("GET /users/{id}", h.getUser)
 	h.mux.HandleFunc("PUT /users/{id}", h.putUser)
 	h.mux.HandleFunc("GET /healthz", h.health)
@@ -116,7 +117,12 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	u, err := h.cfg.Cache.Get(r.Context(), id, h.cfg.DB.Load)
+	u, err := h.cfg.Cache.Get(r.Context(), id, h.load)
+	// A failed load is logged by the cache (at Warn, once per load, not
+	// per caller sharing it): the handler logs only other failures, so
+	// that a request costs one record at most.
+	var le *loadError
+	logged := errors.As(err, &le)
 	switch {
 	case err == nil:
 	case errors.Is(err, tiercache.ErrNotFound):
@@ -124,16 +130,38 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	case tiercache.Degraded(err):
 		// A usable answer while the database fails: say so, serve it.
-		h.log.WarnContext(r.Context(), "serving a degraded value", "id", id, "err", err)
+		if !logged {
+			h.log.WarnContext(r.Context(), "serving a degraded value", "id", id, "err", err)
+		}
 		w.Header().Set("Warning", `110 - "stale: the database is failing"`)
 	case r.Context().Err() != nil:
 		return // the client is gone
 	default:
-		h.log.ErrorContext(r.Context(), "read user", "id", id, "err", err)
+		if !logged {
+			h.log.ErrorContext(r.Context(), "read user", "id", id, "err", err)
+		}
 		writeError(w, http.StatusServiceUnavailable, "the database is unavailable")
 		return
 	}
 	writeJSON(w, http.StatusOK, u)
+}
+
+// loadError marks a failure of the database in a load: the cache has
+// logged it.
+type loadError struct{ err error }
+
+func (e *loadError) Error() string { return e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
+
+// load is db.Load with its failures (not "no such user") marked.
+func load(db *userdb.DB) tiercache.LoaderFunc[userdb.User] {
+	return func(ctx context.Context, id string) (userdb.User, error) {
+		u, err := db.Load(ctx, id)
+		if err != nil && !errors.Is(err, tiercache.ErrNotFound) {
+			err = &loadError{err: err}
+		}
+		return u, err
+	}
 }
 
 // update is the body of a PUT.
