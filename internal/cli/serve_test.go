@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -52,4 +56,111 @@ func serveOnce(t *testing.T, args ...string) (code int, listened bool, stderr st
 		code, listened = <-exited, true
 	}
 	return code, listened, errOut.String()
+}
+
+// TestServePortInUse: with its address taken, serve fails at once, before
+// it creates or seeds a database: it seeded 100,000 rows first, then failed
+// and left the new database file behind.
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	code, listened, stderr := serveOnce(t, "--db", filepath.Join(dir, "new.db"), "--addr", ln.Addr().String())
+	if code != ExitFailure || listened {
+		t.Fatalf("exit code %d (listened: %v), want %d; stderr:\n%s", code, listened, ExitFailure, stderr)
+	}
+	oneLineErr(t, stderr)
+	if !strings.Contains(stderr, "listen on "+ln.Addr().String()) {
+		t.Errorf("stderr = %q, want the address it could not listen on", stderr)
+	}
+	assertEmpty(t, dir)
+}
+
+// TestServeRemovesTheDatabaseItCreated: a start that fails after serve
+// created the SQLite file (here interrupted as seeding begins) removes it.
+func TestServeRemovesTheDatabaseItCreated(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Interrupt as serve reports the database open, before it seeds: the
+	// log record is written on serve's goroutine, before Seed runs.
+	stderr := &onLine{match: `"msg":"database open"`, do: cancel}
+	stdout := &onLine{match: "listening on", do: cancel} // should it get that far
+	code := Main(ctx, []string{"serve", "--db", filepath.Join(dir, "new.db"), "--addr", "127.0.0.1:0", "--log-level", "debug"}, stdout, stderr)
+	if code != ExitInterrupted || stdout.matched() {
+		t.Fatalf("exit code %d (listened: %v), want %d (interrupted while seeding)", code, stdout.matched(), ExitInterrupted)
+	}
+	if !stderr.matched() {
+		t.Fatal(`serve never logged "database open"`)
+	}
+	assertEmpty(t, dir)
+	// A database serve did not create is kept.
+	path := filepath.Join(dir, "kept.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(t.Context(), `CREATE TABLE other (x)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	stderr = &onLine{match: `"msg":"database open"`, do: cancel2}
+	stdout = &onLine{match: "listening on", do: cancel2}
+	if code := Main(ctx2, []string{"serve", "--db", path, "--addr", "127.0.0.1:0", "--log-level", "debug"}, stdout, stderr); code != ExitInterrupted {
+		t.Fatalf("exit code %d, want %d", code, ExitInterrupted)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("serve removed a database it did not create: %v", err)
+	}
+}
+
+// assertEmpty fails the test if dir holds anything.
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+// onLine is a writer that calls do, once, on the first line containing
+// match, from the Write that completes it.
+type onLine struct {
+	match string
+	do    func()
+	mu    sync.Mutex
+	buf   []byte
+	hit   bool
+}
+
+func (w *onLine) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for !w.hit {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if bytes.Contains(w.buf[:i], []byte(w.match)) {
+			w.hit = true
+			w.do()
+		}
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *onLine) matched() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hit
 }
