@@ -164,3 +164,31 @@ func (w *onLine) matched() bool {
 	defer w.mu.Unlock()
 	return w.hit
 }
+
+// TestDefaultDatabaseIgnored: the SQLite file serve creates by default in
+// the working directory (a clone's root, for "go run ./cmd/tiercache
+// serve"), with its -wal and -shm companions, is ignored by git.
+func TestDefaultDatabaseIgnored(t *testing.T) {
+	_, usage, _ := run(t, "serve", "--help")
+	_, rest, ok := strings.Cut(usage, "SQLite file path, or a postgres:// URL (default ")
+	name, _, _ := strings.Cut(rest, ")")
+	if !ok || name == "" {
+		t.Fatalf("no default --db in the usage:\n%s", usage)
+	}
+	b, err := os.ReadFile("../../.gitignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{name, name + "-wal", name + "-shm"} {
+		ignored := false
+		for line := range strings.Lines(string(b)) {
+			pattern := strings.TrimPrefix(strings.TrimSpace(line), "/")
+			if m, _ := filepath.Match(pattern, file); m && pattern != "" {
+				ignored = true
+			}
+		}
+		if !ignored {
+			t.Errorf(".gitignore does not ignore %s", file)
+		}
+	}
+}
