@@ -48,10 +48,26 @@ func TestBumpRefusesUnknownKeyspace(t *testing.T) {
 	if code != ExitOK || !strings.Contains(stdout, "0 running processes heard it") {
 		t.Errorf("bump --force usr: exit code %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	// A known keyspace with no process running is bumped.
-	code, stdout, stderr = run(t, "bump", "--redis", rs.URL(), "user")
+	// A known keyspace with no process running is bumped, by a user with
+	// only the least privilege docs/architecture.md gives a cache.
+	acl := []string{"ACL", "SETUSER", "app", "on", ">pw", "~v1:user:*", "~v1+*:user:*", "~{v1:user:*}:lock", "~{v1+*:user:*}:lock",
+		"~tiercache:version:user", "&tiercache:user", "+get", "+set", "+del", "+mget", "+pttl", "+type", "+time", "+eval", "+evalsha",
+		"+publish", "+subscribe", "+ping", "+hello"}
+	if _, err := rs.Do(acl...); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = run(t, "bump", "--redis", "redis://app:pw@"+rs.Addr(), "user")
 	if code != ExitOK || !strings.Contains(stdout, "keyspace user: runtime generation") {
 		t.Errorf("bump user: exit code %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// That user may not count subscribers (PUBSUB): without the version
+	// key, the keyspace looks unused, rather than the check failing.
+	if _, err := rs.Do("DEL", "tiercache:version:user"); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = run(t, "bump", "--redis", "redis://app:pw@"+rs.Addr(), "user")
+	if code != ExitFailure || !strings.Contains(stderr, "looks unused") {
+		t.Errorf("bump user without its version key, PUBSUB refused: exit code %d, stderr %q", code, stderr)
 	}
 }
 
