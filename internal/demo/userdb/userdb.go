@@ -111,14 +111,12 @@ func IsPostgres(dsn string) bool {
 // "SQLite /tmp/users.db" or "PostgreSQL postgres://app:xxxxx@db:5432/app".
 func (db *DB) String() string { return db.desc }
 
-// Columns are the columns of the users table the package reads and writes.
-var Columns = []string{"id", "name", "email", "version", "updated_at"}
-
 // checkColumns returns an error wrapping ErrSchema, naming what is missing,
-// if have lacks one of Columns.
+// if have lacks one of the columns the package reads and writes.
 func checkColumns(have []string) error {
+	want := []string{"id", "name", "email", "version", "updated_at"}
 	var missing []string
-	for _, c := range Columns {
+	for _, c := range want {
 		if !slices.ContainsFunc(have, func(h string) bool { return strings.EqualFold(h, c) }) {
 			missing = append(missing, c)
 		}
@@ -130,7 +128,7 @@ func checkColumns(have []string) error {
 	if len(missing) > 1 {
 		what = "columns " + strings.Join(missing, ", ")
 	}
-	return fmt.Errorf("%w: it has no %s (want %s)", ErrSchema, what, strings.Join(Columns, ", "))
+	return fmt.Errorf("%w: it has no %s (want %s)", ErrSchema, what, strings.Join(want, ", "))
 }
 
 // Seed creates the users table if it is missing, checks that it has the
