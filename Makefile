@@ -1,14 +1,15 @@
-# make test: everything CI runs. It installs redis-server if it is missing
-# (as root, with apt-get) or says what to install, then vets and runs every
-# test with the race detector, and the bench module's adapter tests (so that
+# make test: everything CI runs. It installs redis-server and Chromium if
+# they are missing (as root, with apt-get) or says what to install, then vets
+# and runs every test with the race detector, and the bench module's adapter tests (so that
 # a broken contender cannot produce fast-but-wrong numbers).
 
 GO ?= go
 
-.PHONY: test check redis vet lint bench fuzz demo
+.PHONY: test check redis chromium vet lint bench fuzz demo
 
-test: redis vet
+test: redis chromium vet
 	$(GO) test -race -timeout 20m ./...
+	$(GO) test -count=1 -run 'TestL1HitRatioMatchesOtter' .
 	cd bench && $(GO) vet ./... && $(GO) test -timeout 10m ./...
 
 # check is the quick loop: no race detector.
@@ -35,6 +36,21 @@ redis:
 		fi; \
 	fi
 	@redis-server --version
+
+# chromium makes sure a headless Chromium is installed: the live view's
+# browser tests (internal/liveview) drive it with chromedp. Without it they
+# skip, saying so.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing chromium with apt-get"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || exit $$?; \
+		else \
+			echo "make: chromium is missing: install it (Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install --cask chromium) and run make test again" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@chromium --version 2>/dev/null
 
 # lint runs staticcheck at a pinned version, on both modules.
 lint:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -181,6 +182,12 @@ type mdlObs struct {
 	w      *mdlWrite // C3: the newest write newer than got, done before at
 	b      *mdlBump
 	detail string
+	// stall marks an error that is a Redis call's deadline passing: on a
+	// machine loaded by other tests a healthy server can miss the model's
+	// 100 ms deadline, so it is not a violation even without faults (what
+	// the failed call leaves behind is still checked like any failed
+	// write).
+	stall bool
 }
 
 type mdlWindow struct {
@@ -600,7 +607,7 @@ func (r *mdlRun) write(f *mdlFamily, p *mdlProc, k *mdlKey, set bool) {
 	if err != nil {
 		k.dirty = true
 		f.st.writesFailed.Add(1)
-		r.observe(mdlObs{kind: "ERR", fam: f, proc: p.n, id: k.id, op: op, at: s, detail: err.Error()})
+		r.observe(mdlObs{kind: "ERR", fam: f, proc: p.n, id: k.id, op: op, at: s, detail: err.Error(), stall: errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)})
 		return
 	}
 	if set {
@@ -851,7 +858,7 @@ func (r *mdlRun) classify() []mdlViolation {
 			}
 			add(o, "C5", msg)
 		case "ERR":
-			if !faulty {
+			if !faulty && !o.stall {
 				add(o, "ERR", "error in the fault-free phase: "+o.detail)
 			}
 		}

@@ -31,7 +31,7 @@ func (c *Cache[V]) Set(ctx context.Context, id string, v V) error {
 	// Loads in flight must not keep, or fill, what they read before.
 	c.invalidate(id)
 	if c.tier == nil {
-		c.l1.Set(id, e)
+		c.put(id, e)
 		return nil
 	}
 	// Only the shared tier is written: this process's L1 is dropped after

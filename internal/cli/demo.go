@@ -2,7 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/tiercache/tiercache/internal/demo"
 )
@@ -23,7 +27,9 @@ hit ratio per tier, origin queries with and without the cache, read latency,
 negative hits, stale values served and the origin calls of the stampede.
 
 Progress goes to stderr (a bar on a terminal, a line a second otherwise), the
-report to stdout. It needs no server; with --redis it uses that Redis, under a
+report to stdout; --html FILE also writes it as a page with charts (latency
+with and without the cache, hit ratio by tier, origin queries, the stampede
+moment), one file that opens in a browser without a network. It needs no server; with --redis it uses that Redis, under a
 keyspace version unique to the run.
 `,
 		run: runDemo,
@@ -44,6 +50,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	redisFlag := fs.String("redis", "", "`URL` of a Redis to share as L2 (redis:// or rediss://); none: in-process only")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "show no progress")
+	htmlFile := fs.String("html", "", "also write the report with charts to `FILE` (HTML)")
 	pos, err := parse(fs, cmd, e, args)
 	if err != nil {
 		return err
@@ -71,12 +78,75 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		d.Progress, d.Terminal = e.stderr, isTerminal(e.stderr)
 	}
 	d.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var page *htmlReport
+	if *htmlFile != "" {
+		// Fail before the run, not after it, if the file cannot be written.
+		if page, err = newHTMLReport(*htmlFile); err != nil {
+			return err
+		}
+		defer page.discard()
+	}
 	rep, err := demo.Run(ctx, d)
 	if err != nil {
 		return err
+	}
+	if page != nil {
+		if err := page.commit(rep); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return rep.WriteJSON(e.stdout)
 	}
 	return rep.WriteText(e.stdout)
+}
+
+// htmlReport is the --html file: written to a temporary file beside it,
+// renamed into place once complete.
+type htmlReport struct {
+	path string
+	tmp  *os.File
+}
+
+func newHTMLReport(path string) (*htmlReport, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, usagef("--html: %s is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name means nothing to the user
+		}
+		return nil, fmt.Errorf("--html: cannot create a file in %s: %w", dir, err)
+	}
+	return &htmlReport{path: path, tmp: tmp}, nil
+}
+
+// commit writes r and moves the file into place.
+func (h *htmlReport) commit(r *demo.Report) error {
+	err := r.WriteHTML(h.tmp)
+	if err == nil {
+		err = h.tmp.Chmod(0o644)
+	}
+	if cerr := h.tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(h.tmp.Name(), h.path)
+	}
+	if err != nil {
+		return fmt.Errorf("--html: write %s: %w", h.path, err)
+	}
+	h.tmp = nil
+	return nil
+}
+
+// discard removes the temporary file unless commit moved it into place.
+func (h *htmlReport) discard() {
+	if h.tmp != nil {
+		h.tmp.Close()
+		os.Remove(h.tmp.Name())
+	}
 }

@@ -2,11 +2,16 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/internal/demo"
+	"github.com/tiercache/tiercache/internal/liveview/browsertest"
 )
 
 // smallDemo returns the flags of a short demo.
@@ -85,5 +90,74 @@ func TestDemoText(t *testing.T) {
 	// Not a terminal: plain progress lines on stderr, no redrawing.
 	if !strings.Contains(stderr, "cached ") || !strings.Contains(stderr, "baseline ") || strings.Contains(stderr, "\r") {
 		t.Errorf("progress on stderr = %q, want plain lines for both runs", stderr)
+	}
+}
+
+// TestDemoHTML writes the report with --html and opens the file in
+// Chromium: the charts are drawn, with the stampede marked, the numbers are
+// the JSON report's, and the page's console has no error.
+func TestDemoHTML(t *testing.T) {
+	ctx, page := browsertest.Start(t, 1280, 1600)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "report.html")
+	r := runDemoJSON(t, "--html", file)
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+		t.Errorf("the report's directory holds %v (%v), want report.html alone", entries, err)
+	}
+	page.Open(ctx, "file://"+file)
+	el := page.Elements(ctx)
+	for id, want := range map[string]string{
+		"keyspace-version": r.KeyspaceVersion,
+		"requests":         strconv.FormatUint(r.Cached.Requests, 10),
+		"origin-queries":   strconv.FormatUint(r.Cached.OriginQueries, 10),
+		"stampede-calls":   strconv.Itoa(r.Stampede.OriginCalls),
+		"stampede-reads":   strconv.FormatUint(r.Stampede.Reads, 10),
+	} {
+		if v := el[id].Value; v == nil || *v != want {
+			t.Errorf("#%s has data-value %v, want %s", id, el[id], want)
+		}
+		if got := strings.ReplaceAll(el[id].Text, ",", ""); got != want {
+			t.Errorf("#%s shows %q, want %s", id, el[id].Text, want)
+		}
+	}
+	if got, want := el["hit-ratio"].Text, fmt.Sprintf("%.1f%%", 100*r.Cache.HitRatio); got != want {
+		t.Errorf("#hit-ratio shows %q, want %q", got, want)
+	}
+	for sel, want := range map[string]int{
+		"#chart-latency path.line":   4, // p50 and p99, with and without the cache
+		"#chart-latency line.marker": 1, // the stampede
+		"#chart-hit path.area":       1, // L1 (no L2 without --redis)
+		"#chart-hit line.marker":     1,
+		"#chart-origin path.line":    2,
+		"#chart-stampede path.line":  2,
+		"#summary tbody tr":          5,
+	} {
+		if got := page.Count(ctx, sel); got != want {
+			t.Errorf("%d %s, want %d", got, sel, want)
+		}
+	}
+	// The expiry, and a marker per step with origin calls for the hot key.
+	if got := page.Count(ctx, "#chart-stampede line.marker"); got < 2 {
+		t.Errorf("%d markers in the stampede chart, want the expiry and its origin calls", got)
+	}
+	if p := page.Problems(ctx); len(p) > 0 {
+		t.Errorf("the report's console: %q", p)
+	}
+}
+
+func TestDemoHTMLBadFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file string
+		code int
+		want string
+	}{
+		{filepath.Join(dir, "no", "such", "dir.html"), ExitFailure, "--html: cannot create a file in " + filepath.Join(dir, "no", "such")},
+		{dir, ExitUsage, "--html: " + dir + " is a directory"},
+	} {
+		code, _, stderr := run(t, append([]string{"demo", "--html", tc.file}, smallDemo()...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "cached ") {
+			t.Errorf("demo --html %s: exit code %d, stderr %q; want %d with %q, before the run", tc.file, code, stderr, tc.code, tc.want)
+		}
 	}
 }

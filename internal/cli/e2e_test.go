@@ -17,6 +17,7 @@ import (
 	"github.com/tiercache/tiercache/internal/demo/server"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/internal/demo/userdb/userdbtest"
+	"github.com/tiercache/tiercache/internal/liveview"
 )
 
 // TestServe runs two serve instances on one database and one Redis, over
@@ -55,7 +56,7 @@ func testServe(t *testing.T, db string) {
 	if got := after.Origin.Reads - before.Origin.Reads; got != 1 {
 		t.Errorf("two GETs of an unknown id read the database %d times, want 1", got)
 	}
-	if got := after.Cache.NegativeHits - before.Cache.NegativeHits; got != 1 {
+	if got := after.Requests.ByOutcome["negative"] - before.Requests.ByOutcome["negative"]; got != 1 {
 		t.Errorf("negative hits went up by %d, want 1", got)
 	}
 
@@ -161,6 +162,15 @@ func testServe(t *testing.T, db string) {
 				t.Fatalf("%s still reads v1 keys 5 s after bump", base)
 			}
 		}
+		// /debug/stats shows the version in use, with its generation.
+		s := stats(t, base)
+		want := liveview.Keyspace{Name: "user", Version: fmt.Sprintf("v1+%d", gen), CodeVersion: "v1", Generation: gen, Switches: 1}
+		if s.Keyspace != want || !s.L2.Enabled || s.L2.Breaker != "closed" {
+			t.Errorf("%s/debug/stats after bump: keyspace %+v, l2 %+v; want %+v and a closed breaker", base, s.Keyspace, s.L2, want)
+		}
+	}
+	if page := string(do(t, http.MethodGet, a+"/debug/tiercache", "", http.StatusOK)); !strings.Contains(page, "tiercache live view") {
+		t.Errorf("/debug/tiercache is not the live page:\n%.500s", page)
 	}
 }
 
@@ -261,9 +271,12 @@ func getUser(t *testing.T, base, id string, want int) userdb.User {
 	return u
 }
 
-func stats(t *testing.T, base string) server.Stats {
+func stats(t *testing.T, base string) liveview.Data {
 	t.Helper()
-	var s server.Stats
+	var s liveview.Data
 	decode(t, do(t, http.MethodGet, base+"/debug/stats", "", http.StatusOK), &s)
+	if s.Origin == nil {
+		t.Fatalf("/debug/stats has no origin counts")
+	}
 	return s
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/demo/server"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/internal/liveview"
 	"github.com/tiercache/tiercache/prom"
 	"github.com/tiercache/tiercache/redisstore"
 )
@@ -37,7 +38,10 @@ Serves the users table over HTTP through a tiercache.Cache:
                        invalidates the id in every instance's cache
   GET  /healthz        database and Redis status; 503 if the database is down
   GET  /metrics        Prometheus metrics of the cache and the Go runtime
-  GET  /debug/stats    the cache's counters and the origin's query counts
+  GET  /debug/stats    the cache's counters, keyspace in use, L2 health, origin
+                       queries, recent degradations (JSON)
+  GET  /debug/tiercache
+                       the live view: a page of the same, updating every second
        /debug/pprof/   Go profiles
 
 The database is created and seeded with --users rows if its users table is
@@ -46,8 +50,8 @@ and updated_at is refused (exit 1). Logs are JSON on stderr, one record at
 most per failed request; the listening address is printed on stdout once
 the service answers. serve takes its port before it opens the database, so
 that a port in use fails at once, and removes the SQLite file it created if
-it fails to start. SIGINT or SIGTERM shuts down gracefully (up to 10s for requests in
-flight).
+it fails to start. SIGINT or SIGTERM shuts down gracefully (up to 10s for
+requests in flight).
 `,
 		run: runServe,
 	}
@@ -56,6 +60,7 @@ flight).
 // serveFlags are the settings of serve.
 type serveFlags struct {
 	addr, db, redis, logLevel string
+	otel                      string
 	ttl, staleTTL, negTTL     time.Duration
 	latency                   time.Duration
 	users                     int
@@ -74,6 +79,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&f.users, "users", 100_000, "users to seed when the table is empty")
 	fs.DurationVar(&f.latency, "origin-latency", 0, "cost added to every database query, to simulate a slow database")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.otel, "otel", "", "OpenTelemetry `exporter` for the cache's spans and metrics: otlp (OTLP/HTTP,\nset up by the OTEL_EXPORTER_OTLP_* variables) or stdout (JSON); none by default")
 	pos, err := parse(fs, cmd, e, args)
 	if err != nil {
 		return err
@@ -95,6 +101,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	case f.db == "":
 		return usagef("--db must name a SQLite file or a postgres:// URL")
 	}
+	if err := checkOTelExporter(f.otel); err != nil {
+		return err
+	}
 	var rurl *redisURL
 	if f.redis != "" {
 		if rurl, err = parseRedisURL(f.redis); err != nil {
@@ -112,7 +121,7 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", f.addr, err)
 	}
-	svc, err := start(ctx, f, rurl, log)
+	svc, err := start(ctx, e, f, rurl, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -141,7 +150,7 @@ func (s *service) close() {
 // start reaches Redis and the database, seeds it and builds the handler. On
 // failure it releases what it acquired, and removes the SQLite file if it
 // created it: a failed start leaves nothing behind.
-func start(ctx context.Context, f *serveFlags, rurl *redisURL, log *slog.Logger) (_ *service, err error) {
+func start(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog.Logger) (_ *service, err error) {
 	svc := &service{}
 	created := false
 	defer func() {
@@ -183,28 +192,42 @@ func start(ctx context.Context, f *serveFlags, rurl *redisURL, log *slog.Logger)
 	log.Info("database ready", "db", db.String(), "seeded", seeded)
 
 	metrics := prom.New()
+	live, err := liveview.New(&liveview.Options{Origin: db.Queries})
+	if err != nil {
+		return nil, err
+	}
 	opts := &tiercache.Options[userdb.User]{
 		Keyspace:    tiercache.Keyspace{Name: "user", Version: "v1"},
 		TTL:         f.ttl,
 		StaleTTL:    f.staleTTL,
 		NegativeTTL: f.negTTL,
 		Logger:      log,
-		Recorder:    metrics.Recorder("user"),
+		Recorder:    live.Recorder(metrics.Recorder("user")),
 	}
 	if rdb != nil {
 		opts.Store = redisstore.New(rdb, nil)
 		log.Info("shared tier ready", "redis", rurl.name)
 	}
+	tel, err := startOTel(ctx, f.otel, e.stdout, log) // nil without --otel
+	if err != nil {
+		return nil, err
+	}
+	svc.closers = append(svc.closers, func() { tel.close(ctx) })
+	tel.instrument("user", opts)
 	cache, err := tiercache.New(opts)
 	if err != nil {
 		return nil, err
 	}
 	svc.closers = append(svc.closers, func() { cache.Close() })
 	metrics.Watch("user", cache)
+	tel.watch("user", cache)
 	cfg := server.Config{DB: db, Cache: cache, Logger: log, Metrics: metricsHandler(metrics)}
 	if rdb != nil {
 		cfg.RedisPing = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
+	live.Watch(cache, cfg.RedisPing)
+	svc.closers = append(svc.closers, live.Start(ctx))
+	cfg.Live = live
 	if svc.handler, err = server.New(cfg); err != nil {
 		return nil, err
 	}

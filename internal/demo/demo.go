@@ -23,8 +23,9 @@
 // origin queries the cached run's requests would have needed.
 //
 // Layout: this package holds the workload (workload.go, fleet.go), the latency
-// histogram, the progress display and the report. Its subpackages hold what
-// the demo and "tiercache serve" share:
+// histogram, the progress display, the report and the step-by-step timelines
+// its HTML form draws (timeline.go; the page is package liveview's). Its
+// subpackages hold what the demo and "tiercache serve" share:
 //
 //	demo/userdb   the origin: the users table in SQLite or PostgreSQL
 //	demo/server   the users HTTP service of "tiercache serve"
@@ -177,6 +178,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		name: "cached", duration: cfg.Duration, workers: cfg.Workers, instances: cfg.Instances,
 		rate: cfg.Rate, users: cfg.Users, seed: cfg.Seed, target: f, db: db,
 		stampede: stampede, window: stampedeWindow, progress: pr,
+		step: timelineStep(cfg.Duration), hotCalls: f.hotCallTimes,
 	}).run(ctx, start)
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
@@ -192,6 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	base := (&phase{
 		name: "baseline", duration: BaselineDuration(cfg.Duration), workers: cfg.Workers, instances: cfg.Instances,
 		rate: cfg.Rate, users: cfg.Users, seed: cfg.Seed, target: direct{db}, db: db, progress: pr,
+		step: timelineStep(cfg.Duration),
 	}).run(ctx, time.Now())
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)

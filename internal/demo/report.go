@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/liveview"
 )
 
 // Report is the outcome of a demo run. Its JSON form (WriteJSON) is stable:
@@ -62,6 +64,8 @@ type RunStats struct {
 	// P50Ms and P99Ms are read latencies as the client saw them.
 	P50Ms float64 `json:"p50_ms"`
 	P99Ms float64 `json:"p99_ms"`
+	// Timeline is the phase step by step, for the HTML report's charts.
+	Timeline Timeline `json:"timeline"`
 }
 
 // Stampede is what happened when the hot key expired under load.
@@ -156,6 +160,7 @@ func newRun(res *result) RunStats {
 		OriginPerRequest:  ratio(q, res.requests),
 		P50Ms:             ms(res.latency.quantile(0.50)),
 		P99Ms:             ms(res.latency.quantile(0.99)),
+		Timeline:          res.timeline,
 	}
 }
 
@@ -165,6 +170,12 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
+
+// WriteHTML writes the report as one HTML page with its charts: read
+// latency with and without the cache, hit ratio by tier and origin queries
+// over time, and the stampede moment. Its scripts, styles and data are
+// inline: the file opens without a network.
+func (r *Report) WriteHTML(w io.Writer) error { return liveview.WriteReport(w, r) }
 
 // WriteText writes the report for a person.
 func (r *Report) WriteText(w io.Writer) error {

@@ -112,6 +112,12 @@ type phase struct {
 	stampede time.Time
 	window   time.Duration
 	progress *progress
+	// step is that of the phase's timeline; 0 records none.
+	step     time.Duration
+	timeline *timeline
+	// hotCalls, if set, returns when the hot key's loader ran, for the
+	// timeline.
+	hotCalls func() []time.Time
 }
 
 // result is what a phase measured.
@@ -127,6 +133,7 @@ type result struct {
 	originReads, originWrites uint64
 	latency                   histogram // of reads
 	hotInWindow               uint64
+	timeline                  Timeline
 }
 
 // worker is the state of one worker goroutine.
@@ -138,6 +145,8 @@ type worker struct {
 // run drives the phase's workers until its duration is up or ctx is done.
 func (p *phase) run(ctx context.Context, start time.Time) *result {
 	end := start.Add(p.duration)
+	p.timeline = newTimeline(start, p.duration, p.step)
+	stopTimeline := p.timeline.sample(p.counters)
 	r0, w0 := p.db.Queries()
 	var sent, hotInWindow atomic.Uint64
 	workers := make([]worker, p.workers)
@@ -148,8 +157,14 @@ func (p *phase) run(ctx context.Context, start time.Time) *result {
 	stop := p.progress.start(p.name, start, p.duration, p.sampler(&sent, r0, w0))
 	wg.Wait()
 	stop()
+	stopTimeline()
 
 	res := &result{elapsed: time.Since(start), hotInWindow: hotInWindow.Load()}
+	var hot []time.Time
+	if p.hotCalls != nil {
+		hot = p.hotCalls()
+	}
+	res.timeline = p.timeline.result(hot)
 	r1, w1 := p.db.Queries()
 	res.originReads, res.originWrites = r1-r0, w1-w0
 	for i := range workers {
@@ -234,11 +249,13 @@ func (p *phase) work(ctx context.Context, n int, w *worker, start, end time.Time
 		default:
 			err = p.target.read(ctx, inst, id)
 		}
+		took := time.Since(t0)
 		if kind != opUpdate {
 			w.res.reads++
-			w.res.latency.record(time.Since(t0))
+			w.res.latency.record(took)
 		}
 		w.res.requests++
+		p.timeline.record(t0, took, kind != opUpdate)
 		switch {
 		case err == nil:
 		case errors.Is(err, tiercache.ErrNotFound) && kind != opUpdate:

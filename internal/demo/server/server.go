@@ -13,9 +13,11 @@
 //	                    the id from the cache
 //	GET  /healthz       {"status", "db", "redis"}: 200, or 503 if the
 //	                    database does not answer
-//	GET  /debug/stats   the cache's counters and the origin's query counts
 //	     /debug/pprof/  the net/http/pprof handlers
 //	     /metrics       Config.Metrics, when set (a Prometheus handler)
+//	GET  /debug/stats, /debug/tiercache, /debug/tiercache/data
+//	                    Config.Live, when set: the cache's counters as JSON
+//	                    and the live page (package liveview)
 //
 // Error bodies are {"error": message}; a message quotes at most
 // redact.MaxQuoted bytes of what the request sent.
@@ -41,7 +43,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/demo/redact"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
-	"github.com/tiercache/tiercache/stats"
+	"github.com/tiercache/tiercache/internal/liveview"
 )
 
 // MaxBody bounds the body of a PUT.
@@ -61,6 +63,9 @@ type Config struct {
 	// Metrics, if set, is served at /metrics. It is the seam for a
 	// Prometheus handler; without it the route does not exist.
 	Metrics http.Handler
+	// Live, if set, serves /debug/stats and the live page; it should watch
+	// Cache. Without it those routes do not exist.
+	Live *liveview.View
 	// Logger receives request and error logs. Nil means silent.
 	Logger *slog.Logger
 }
@@ -89,7 +94,6 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET /users/{id}", h.getUser)
 	h.mux.HandleFunc("PUT /users/{id}", h.putUser)
 	h.mux.HandleFunc("GET /healthz", h.health)
-	h.mux.HandleFunc("GET /debug/stats", h.stats)
 	h.mux.HandleFunc("/debug/pprof/", pprof.Index)
 	h.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	h.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -97,6 +101,9 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if cfg.Metrics != nil {
 		h.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Live != nil {
+		cfg.Live.Register(h.mux)
 	}
 	return h, nil
 }
@@ -305,24 +312,6 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, res)
-}
-
-// Stats is the body of /debug/stats.
-type Stats struct {
-	Cache    stats.Snapshot `json:"cache"`
-	HitRatio float64        `json:"hit_ratio"`
-	Origin   struct {
-		Reads  uint64 `json:"reads"`
-		Writes uint64 `json:"writes"`
-	} `json:"origin"`
-}
-
-func (h *Handler) stats(w http.ResponseWriter, _ *http.Request) {
-	var s Stats
-	s.Cache = h.cfg.Cache.Stats()
-	s.HitRatio = s.Cache.HitRatio()
-	s.Origin.Reads, s.Origin.Writes = h.cfg.DB.Queries()
-	writeJSON(w, http.StatusOK, s)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/internal/liveview"
 )
 
 // newService returns a handler on a fresh SQLite database of 100 users,
@@ -32,7 +33,12 @@ func newService(t *testing.T, metrics http.Handler) (*Handler, *userdb.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cache.Close() })
-	h, err := New(Config{DB: db, Cache: cache, Metrics: metrics})
+	live, err := liveview.New(&liveview.Options{Origin: db.Queries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Watch(cache, nil)
+	h, err := New(Config{DB: db, Cache: cache, Metrics: metrics, Live: live})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +72,9 @@ func TestRoutes(t *testing.T) {
 		{"PUT", "/users/7", `{"name":"` + strings.Repeat("a", MaxBody) + `"}`, 413, "larger than"},
 		{"POST", "/users/7", "", 405, ""},
 		{"GET", "/healthz", "", 200, `"redis":"off"`},
-		{"GET", "/debug/stats", "", 200, `"NegativeHits":1`},
+		{"GET", "/debug/stats", "", 200, `"negative":1,`},
+		{"GET", "/debug/tiercache/data", "", 200, `"negative":1,`},
+		{"GET", "/debug/tiercache", "", 200, "tiercache live view"},
 		{"GET", "/debug/pprof/", "", 200, "goroutine"},
 		{"GET", "/metrics", "", 404, ""},
 	} {
@@ -83,6 +91,19 @@ func TestMetricsSeam(t *testing.T) {
 	}))
 	if w := serve(h, "GET", "/metrics", ""); w.Code != 200 || !strings.Contains(w.Body.String(), "tiercache_requests_total") {
 		t.Errorf("GET /metrics = %d %q, want the metrics handler's answer", w.Code, w.Body.String())
+	}
+}
+
+func TestNoLiveView(t *testing.T) {
+	h, db := newService(t, nil)
+	h, err := New(Config{DB: db, Cache: h.cfg.Cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/debug/stats", "/debug/tiercache"} {
+		if w := serve(h, "GET", path, ""); w.Code != http.StatusNotFound {
+			t.Errorf("GET %s without Config.Live = %d, want 404", path, w.Code)
+		}
 	}
 }
 
