@@ -146,9 +146,17 @@ func report(ctx context.Context, stderr io.Writer, name string, err error) int {
 	return ExitFailure
 }
 
-// oneLine folds a multi-line message (errors.Join) into one line.
+// oneLine folds a multi-line message (errors.Join) into one line, without
+// the "tiercache: " the library's errors start with: report prints it once.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	for {
+		rest, ok := strings.CutPrefix(s, "tiercache: ")
+		if !ok {
+			return s
+		}
+		s = rest
+	}
 }
 
 // newFlagSet returns a flag set that reports errors to no one: parse turns

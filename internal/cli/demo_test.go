@@ -36,6 +36,9 @@ func runDemoJSON(t *testing.T, extra ...string) *demo.Report {
 	if c.Requests == 0 || b.Requests == 0 {
 		t.Fatalf("requests: cached %d, baseline %d; want some in both", c.Requests, b.Requests)
 	}
+	if r.Cache.Requests != c.Reads {
+		t.Errorf("cache reads %d, workers' reads %d; want the same", r.Cache.Requests, c.Reads)
+	}
 	if r.Cache.HitRatio <= 0.5 {
 		t.Errorf("hit ratio %.3f, want > 0.5", r.Cache.HitRatio)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,9 +45,13 @@ Serves the users table over HTTP through a tiercache.Cache:
        /debug/pprof/   Go profiles
 
 The database is created and seeded with --users rows if its users table is
-missing or empty. Logs are JSON on stderr; the listening address is printed on
-stdout. SIGINT or SIGTERM shuts down gracefully (up to 10s for requests in
-flight).
+missing or empty; a users table without the columns id, name, email, version
+and updated_at is refused (exit 1). Logs are JSON on stderr, one record at
+most per failed request; the listening address is printed on stdout once
+the service answers. serve takes its port before it opens the database, so
+that a port in use fails at once, and removes the SQLite file it created if
+it fails to start. SIGINT or SIGTERM shuts down gracefully (up to 10s for
+requests in flight).
 `,
 		run: runServe,
 	}
@@ -108,36 +115,86 @@ func runServe(ctx context.Context, e *env, args []string) error {
 }
 
 func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog.Logger) error {
-	// Reach both servers before logging anything: if one cannot be reached,
-	// the command's output is its one-line error.
+	// Take the port first: a port in use fails at once, before a database
+	// is created or seeded (100,000 rows by default).
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	svc, err := start(ctx, e, f, rurl, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer svc.close()
+	fmt.Fprintf(e.stdout, "listening on http://%s\n", displayAddr(ln.Addr()))
+	log.Info("listening", "addr", ln.Addr().String())
+	err = server.Run(ctx, ln, svc.handler, log)
+	log.Info("stopped")
+	return err
+}
+
+// service is what serve runs: the handler and what it holds.
+type service struct {
+	handler http.Handler
+	closers []func()
+}
+
+// close releases what the service holds, last acquired first.
+func (s *service) close() {
+	for _, c := range slices.Backward(s.closers) {
+		c()
+	}
+}
+
+// start reaches Redis and the database, seeds it and builds the handler. On
+// failure it releases what it acquired, and removes the SQLite file if it
+// created it: a failed start leaves nothing behind.
+func start(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog.Logger) (_ *service, err error) {
+	svc := &service{}
+	created := false
+	defer func() {
+		if err != nil {
+			svc.close()
+			if created {
+				removeSQLite(f.db)
+			}
+		}
+	}()
+	// Reach both servers before logging anything (at Info): if one cannot be
+	// reached, the command's output is its one-line error.
 	var rdb *redis.Client
 	if rurl != nil {
-		var err error
 		if rdb, err = rurl.connect(ctx); err != nil {
-			return err
+			return nil, err
 		}
-		defer rdb.Close()
+		svc.closers = append(svc.closers, func() { rdb.Close() })
+	}
+	if !userdb.IsPostgres(f.db) {
+		_, serr := os.Stat(f.db)
+		created = errors.Is(serr, fs.ErrNotExist)
 	}
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	db, err := userdb.Open(octx, f.db, &userdb.Options{Latency: f.latency})
 	cancel()
 	if errors.Is(err, userdb.ErrInvalidDSN) {
-		return usagef("--db: %v", err)
+		return nil, usagef("--db: %v", err)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
+	svc.closers = append(svc.closers, func() { db.Close() })
+	log.Debug("database open", "db", db.String(), "created", created)
 	seeded, err := db.Seed(ctx, f.users)
 	if err != nil {
-		return fmt.Errorf("%s: %w", db, err)
+		return nil, fmt.Errorf("%s: %w", db, err)
 	}
 	log.Info("database ready", "db", db.String(), "seeded", seeded)
 
 	metrics := prom.New()
 	live, err := liveview.New(&liveview.Options{Origin: db.Queries})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	opts := &tiercache.Options[userdb.User]{
 		Keyspace:    tiercache.Keyspace{Name: "user", Version: "v1"},
@@ -153,15 +210,15 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 	}
 	tel, err := startOTel(ctx, f.otel, e.stdout, log) // nil without --otel
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer tel.close(ctx)
+	svc.closers = append(svc.closers, func() { tel.close(ctx) })
 	tel.instrument("user", opts)
 	cache, err := tiercache.New(opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cache.Close()
+	svc.closers = append(svc.closers, func() { cache.Close() })
 	metrics.Watch("user", cache)
 	tel.watch("user", cache)
 	cfg := server.Config{DB: db, Cache: cache, Logger: log, Metrics: metricsHandler(metrics)}
@@ -169,21 +226,19 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 		cfg.RedisPing = func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	}
 	live.Watch(cache, cfg.RedisPing)
-	defer live.Start(ctx)()
+	svc.closers = append(svc.closers, live.Start(ctx))
 	cfg.Live = live
-	h, err := server.New(cfg)
-	if err != nil {
-		return err
+	if svc.handler, err = server.New(cfg); err != nil {
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	return svc, nil
+}
+
+// removeSQLite removes a SQLite database file and its companions.
+func removeSQLite(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		os.Remove(path + suffix)
 	}
-	fmt.Fprintf(e.stdout, "listening on http://%s\n", displayAddr(ln.Addr()))
-	log.Info("listening", "addr", ln.Addr().String())
-	err = server.Run(ctx, ln, h, log)
-	log.Info("stopped")
-	return err
 }
 
 // metricsHandler serves the cache's metrics and the Go runtime's, from a

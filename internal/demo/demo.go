@@ -43,6 +43,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -170,6 +171,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := f.warmHot(ctx); err != nil {
 		return nil, err
 	}
+	warm := f.snapshot()
 	start := time.Now()
 	stampede := start.Add(cfg.Duration * 2 / 3)
 	cached := (&phase{
@@ -181,9 +183,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, context.Cause(ctx)
 	}
-	rep.setCached(cached, f)
-	rep.setStampede(cached, f, stampede.Sub(start), f.hotCallsIn(stampede.Add(-50*time.Millisecond), stampede.Add(stampedeWindow)))
+	// One snapshot of the counters, once the caches are closed (no
+	// background refresh can move them), for every number of the report.
+	hotKey := f.instances[0].hot.Key(strconv.Itoa(hotID))
 	f.close()
+	end := f.snapshot()
+	rep.setCached(cached, warm, end)
+	rep.setStampede(cached, hotKey, warm, end, stampede.Sub(start), f.hotCallsIn(stampede.Add(-50*time.Millisecond), stampede.Add(stampedeWindow)))
 
 	base := (&phase{
 		name: "baseline", duration: BaselineDuration(cfg.Duration), workers: cfg.Workers, instances: cfg.Instances,

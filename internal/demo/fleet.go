@@ -23,9 +23,10 @@ const hotID = 1
 // instance is one simulated service instance: its caches (with their own
 // L1s) and, with Redis, its own client.
 type instance struct {
-	users *tiercache.Cache[userdb.User]
-	hot   *tiercache.Cache[userdb.User]
-	rdb   *redis.Client
+	users  *tiercache.Cache[userdb.User]
+	hot    *tiercache.Cache[userdb.User]
+	rdb    *redis.Client
+	closed bool
 }
 
 // fleet is the cached target: instances over one origin and, with Redis,
@@ -122,19 +123,21 @@ func newInstance(ctx context.Context, cfg fleetConfig) (*instance, error) {
 	return in, nil
 }
 
-// close closes the caches, then the client; again, it does nothing.
+// close closes the caches, then the client; again, it does nothing. The
+// caches' Stats stay readable.
 func (in *instance) close() {
+	if in.closed {
+		return
+	}
+	in.closed = true
 	if in.users != nil {
 		in.users.Close()
-		in.users = nil
 	}
 	if in.hot != nil {
 		in.hot.Close()
-		in.hot = nil
 	}
 	if in.rdb != nil {
 		in.rdb.Close()
-		in.rdb = nil
 	}
 }
 
@@ -187,18 +190,46 @@ func (f *fleet) update(ctx context.Context, i int, id int64, name, email string)
 	return nil
 }
 
-func (f *fleet) hitRatio() (float64, bool) { return f.tally(false).HitRatio, true }
+func (f *fleet) hitRatio() (float64, bool) {
+	n := f.snapshot().numbers(snapshot{}, false)
+	return n.HitRatio, true
+}
 
-// tally sums the counters of every instance's caches, or of only their hot
-// key caches.
-func (f *fleet) tally(hotOnly bool) CacheNumbers {
-	var t CacheNumbers
+// snapshot is the counters of every cache of the fleet at one time.
+type snapshot struct {
+	users, hot []stats.Snapshot // one per instance
+}
+
+// snapshot reads the counters of every cache.
+func (f *fleet) snapshot() snapshot {
+	var s snapshot
 	for _, in := range f.instances {
-		t.add(in.hot.Stats())
-		if !hotOnly {
-			t.add(in.users.Stats())
+		s.users = append(s.users, in.users.Stats())
+		s.hot = append(s.hot, in.hot.Stats())
+	}
+	return s
+}
+
+// numbers sums what the caches (all of them, or only the hot key's)
+// counted since base (the zero snapshot: since they started).
+func (s snapshot) numbers(base snapshot, hotOnly bool) CacheNumbers {
+	var t CacheNumbers
+	add := func(now []stats.Snapshot, then []stats.Snapshot) {
+		for i := range now {
+			var b stats.Snapshot
+			if i < len(then) {
+				b = then[i]
+			}
+			t.add(&now[i], &b)
 		}
 	}
+	add(s.hot, base.hot)
+	if !hotOnly {
+		add(s.users, base.users)
+	}
+	t.L1HitRatio = ratio(t.L1Answers, t.Requests)
+	t.L2HitRatio = ratio(t.L2Answers, t.Requests)
+	t.HitRatio = ratio(t.L1Answers+t.L2Answers, t.Requests)
 	return t
 }
 
@@ -230,22 +261,20 @@ type CacheNumbers struct {
 	L2HitRatio float64 `json:"l2_hit_ratio"`
 }
 
-func (t *CacheNumbers) add(s stats.Snapshot) {
-	t.Requests += s.Total()
+// add adds what one cache counted from base to s (its counters only grow).
+func (t *CacheNumbers) add(s, base *stats.Snapshot) {
+	t.Requests += s.Total() - base.Total()
 	for _, o := range []stats.Outcome{stats.Hit, stats.Negative, stats.Stale} {
-		t.L1Answers += s.Requests(o, stats.L1)
-		t.L2Answers += s.Requests(o, stats.L2)
+		t.L1Answers += s.Requests(o, stats.L1) - base.Requests(o, stats.L1)
+		t.L2Answers += s.Requests(o, stats.L2) - base.Requests(o, stats.L2)
 	}
-	t.NegativeHits += s.NegativeHits
-	t.StaleHits += s.StaleHits
-	t.Misses += s.Misses
-	t.SharedLoads += s.SharedLoads
-	t.Loads += s.Loads
-	t.Errors += s.Errors
-	t.L2Errors += s.L2Errors
-	t.L1HitRatio = ratio(t.L1Answers, t.Requests)
-	t.L2HitRatio = ratio(t.L2Answers, t.Requests)
-	t.HitRatio = ratio(t.L1Answers+t.L2Answers, t.Requests)
+	t.NegativeHits += s.NegativeHits - base.NegativeHits
+	t.StaleHits += s.StaleHits - base.StaleHits
+	t.Misses += s.Misses - base.Misses
+	t.SharedLoads += s.SharedLoads - base.SharedLoads
+	t.Loads += s.Loads - base.Loads
+	t.Errors += s.Errors - base.Errors
+	t.L2Errors += s.L2Errors - base.L2Errors
 }
 
 func ratio(a, b uint64) float64 {

@@ -16,7 +16,7 @@ type progress struct {
 	terminal bool
 }
 
-// sample returns the live numbers: requests so far, the hit ratio (ok is
+// sample returns the live numbers: requests sent so far, the hit ratio (ok is
 // false without a cache) and origin queries so far.
 type sample func() (requests uint64, hitRatio float64, ok bool, origin uint64)
 

@@ -106,15 +106,21 @@ func newReport(cfg *Config) *Report {
 	return r
 }
 
-func (r *Report) setCached(res *result, f *fleet) {
+// setCached sets what the cached run measured: the workers' results, and
+// the caches' counters from warm (after the hot key was loaded, before the
+// run) to end (after the caches were closed, so that no background refresh
+// moves them): the cache reads are the workers' reads.
+func (r *Report) setCached(res *result, warm, end snapshot) {
 	r.Cached = newRun(res)
-	r.Cache = f.tally(false)
+	r.Cache = end.numbers(warm, false)
 }
 
-func (r *Report) setStampede(res *result, f *fleet, at time.Duration, calls int) {
-	hot := f.tally(true)
+// setStampede sets what happened when the hot key (key) expired, from the
+// same snapshots as setCached.
+func (r *Report) setStampede(res *result, key string, warm, end snapshot, at time.Duration, calls int) {
+	hot := end.numbers(warm, true)
 	s := Stampede{
-		Key:           f.instances[0].hot.Key(strconv.Itoa(hotID)),
+		Key:           key,
 		AtSeconds:     at.Seconds(),
 		Readers:       r.Workers,
 		WindowSeconds: stampedeWindow.Seconds(),

@@ -168,7 +168,8 @@ func (p *phase) counters() counters {
 	r, w := p.db.Queries()
 	c := counters{origin: r + w}
 	if f, ok := p.target.(*fleet); ok {
-		c.cache, c.hot = f.tally(false), f.tally(true)
+		s := f.snapshot()
+		c.cache, c.hot = s.numbers(snapshot{}, false), s.numbers(snapshot{}, true)
 	}
 	return c
 }

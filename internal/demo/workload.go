@@ -148,17 +148,13 @@ func (p *phase) run(ctx context.Context, start time.Time) *result {
 	p.timeline = newTimeline(start, p.duration, p.step)
 	stopTimeline := p.timeline.sample(p.counters)
 	r0, w0 := p.db.Queries()
-	var total, hotInWindow atomic.Uint64
+	var sent, hotInWindow atomic.Uint64
 	workers := make([]worker, p.workers)
 	var wg sync.WaitGroup
 	for i := range workers {
-		wg.Go(func() { p.work(ctx, i, &workers[i], start, end, &total, &hotInWindow) })
+		wg.Go(func() { p.work(ctx, i, &workers[i], start, end, &sent, &hotInWindow) })
 	}
-	stop := p.progress.start(p.name, start, p.duration, func() (uint64, float64, bool, uint64) {
-		r, w := p.db.Queries()
-		ratio, ok := p.target.hitRatio()
-		return total.Load(), ratio, ok, r - r0 + w - w0
-	})
+	stop := p.progress.start(p.name, start, p.duration, p.sampler(&sent, r0, w0))
 	wg.Wait()
 	stop()
 	stopTimeline()
@@ -186,7 +182,22 @@ func (p *phase) run(ctx context.Context, start time.Time) *result {
 	return res
 }
 
-func (p *phase) work(ctx context.Context, n int, w *worker, start, end time.Time, total, hotInWindow *atomic.Uint64) {
+// sampler returns the progress display's sample of the phase: requests
+// sent so far, and origin queries since r0 reads and w0 writes. Both count
+// what has started: a request is counted before it is sent, as the origin
+// counts a query before it runs, so that the requests in flight (up to one
+// per worker) do not show as origin queries without requests.
+func (p *phase) sampler(sent *atomic.Uint64, r0, w0 uint64) sample {
+	return func() (uint64, float64, bool, uint64) {
+		r, w := p.db.Queries()
+		ratio, ok := p.target.hitRatio()
+		return sent.Load(), ratio, ok, r - r0 + w - w0
+	}
+}
+
+// work runs worker n until end or until ctx is done, counting each request
+// in sent before it sends it.
+func (p *phase) work(ctx context.Context, n int, w *worker, start, end time.Time, sent, hotInWindow *atomic.Uint64) {
 	m := newMix(p.seed*1_000_003+uint64(n), p.users)
 	inst := n % p.instances
 	var interval time.Duration
@@ -224,6 +235,7 @@ func (p *phase) work(ctx context.Context, n int, w *worker, start, end time.Time
 		if kind == opHot && !now.Before(p.stampede) && now.Before(p.stampede.Add(p.window)) {
 			hotInWindow.Add(1)
 		}
+		sent.Add(1)
 		t0 := time.Now()
 		var err error
 		switch kind {
@@ -244,7 +256,6 @@ func (p *phase) work(ctx context.Context, n int, w *worker, start, end time.Time
 		}
 		w.res.requests++
 		p.timeline.record(t0, took, kind != opUpdate)
-		total.Add(1)
 		switch {
 		case err == nil:
 		case errors.Is(err, tiercache.ErrNotFound) && kind != opUpdate:

@@ -102,8 +102,9 @@ type Tier struct {
 	recent   []*write
 	kick     chan struct{} // asks the maintenance goroutine to repair now
 	acks     atomic.Pointer[ackWait]
-	up       atomic.Bool // the subscription is up
-	lost     atomic.Bool // its loss was logged, its return not yet
+	up       atomic.Bool  // the subscription is up
+	lost     atomic.Bool  // its loss was logged, its return not yet
+	lostAt   atomic.Int64 // when, cache clock
 	upMu     sync.Mutex
 	upCh     chan struct{} // closed at the next Up
 

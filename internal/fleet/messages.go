@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/keys"
@@ -185,7 +186,9 @@ func (h handler) Up() {
 	t.cfg.Local.Flush()
 	t.cfg.Local.Trust(true)
 	if t.lost.Swap(false) {
-		t.info("tiercache: invalidation subscription back; in-process copies flushed and trusted again", slog.String("channel", t.channel))
+		down := time.Duration(t.cfg.Now() - t.lostAt.Load())
+		t.info("tiercache: invalidation subscription back; in-process copies flushed and trusted again",
+			slog.String("channel", t.channel), slog.String("down", down.Round(time.Millisecond).String()))
 	}
 	t.up.Store(true)
 	t.upMu.Lock()
@@ -208,6 +211,7 @@ func (h handler) Down(err error) {
 	t.syncSoon()
 	// Once per loss, not per failed reconnection.
 	if !t.lost.Swap(true) {
+		t.lostAt.Store(t.cfg.Now())
 		t.warn(t.ctx, "tiercache: invalidation subscription lost; in-process copies answer only when the shared tier fails", t.channel, err)
 	}
 }

@@ -1,9 +1,33 @@
-// Package redact hides the credentials in URLs that the tiercache command
-// echoes back in messages (Redis and PostgreSQL URLs), including URLs that do
-// not parse: those are the ones error messages quote.
+// Package redact makes what the tiercache command and its service echo back
+// in messages safe to show: it hides the credentials in URLs (Redis and
+// PostgreSQL URLs, including URLs that do not parse: those are the ones error
+// messages quote), and clips long user input (Quote).
 package redact
 
-import "strings"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxQuoted is how many bytes of an input Quote shows.
+const MaxQuoted = 64
+
+// Quote returns s quoted (strconv.Quote) for an error message or a log
+// record, clipped to its first MaxQuoted bytes (at a character boundary)
+// followed by "…(N bytes)" when it is longer, so that a request with a
+// 500,000-byte id gets a short error, not its id back.
+func Quote(s string) string {
+	if len(s) <= MaxQuoted {
+		return strconv.Quote(s)
+	}
+	n := MaxQuoted
+	for n > MaxQuoted-utf8.UTFMax && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", strconv.Quote(s[:n]), len(s))
+}
 
 // Mask replaces a password.
 const Mask = "xxxxx"

@@ -1,6 +1,9 @@
 package redact
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestURL(t *testing.T) {
 	for _, tc := range []struct{ in, want, pw string }{
@@ -21,5 +24,21 @@ func TestURL(t *testing.T) {
 	}
 	if got := Message("bad port in a:s3cret@h", "postgres://a:s3cret@h:x"); got != "bad port in a:xxxxx@h" {
 		t.Errorf("Message = %q", got)
+	}
+}
+
+func TestQuote(t *testing.T) {
+	long := strings.Repeat("1", 500_000)
+	for _, tc := range []struct{ in, want string }{
+		{"42", `"42"`},
+		{"a\x00b", `"a\x00b"`},
+		{strings.Repeat("x", MaxQuoted), `"` + strings.Repeat("x", MaxQuoted) + `"`},
+		{long, `"` + long[:MaxQuoted] + `"…(500000 bytes)`},
+		// A cut inside "é" (2 bytes) backs off to the character's start.
+		{strings.Repeat("x", MaxQuoted-1) + "é" + long, `"` + strings.Repeat("x", MaxQuoted-1) + `"…(500065 bytes)`},
+	} {
+		if got := Quote(tc.in); got != tc.want {
+			t.Errorf("Quote(%.20q…) = %.100q, want %.100q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -7,8 +7,10 @@
 //
 //	GET  /users/{id}    the user as JSON; 404 for an unknown id (cached
 //	                    negatively), 400 for an id that is not a positive integer
-//	PUT  /users/{id}    body {"name": ..., "email": ...} (at most 64 KiB):
-//	                    updates the row, then deletes the id from the cache
+//	PUT  /users/{id}    body {"name": ..., "email": ...} (at most 64 KiB,
+//	                    UTF-8, strings without control characters; 400 with
+//	                    a message otherwise): updates the row, then deletes
+//	                    the id from the cache
 //	GET  /healthz       {"status", "db", "redis"}: 200, or 503 if the
 //	                    database does not answer
 //	     /debug/pprof/  the net/http/pprof handlers
@@ -16,20 +18,30 @@
 //	GET  /debug/stats, /debug/tiercache, /debug/tiercache/data
 //	                    Config.Live, when set: the cache's counters as JSON
 //	                    and the live page (package liveview)
+//
+// Error bodies are {"error": message}; a message quotes at most
+// redact.MaxQuoted bytes of what the request sent.
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/internal/demo/redact"
 	"github.com/tiercache/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/internal/liveview"
 )
@@ -61,9 +73,10 @@ type Config struct {
 // Handler serves the routes of the package comment. It is safe for
 // concurrent use.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg  Config
+	log  *slog.Logger
+	mux  *http.ServeMux
+	load tiercache.LoaderFunc[userdb.User]
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -77,7 +90,7 @@ func New(cfg Config) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, log: log, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, log: log, mux: http.NewServeMux(), load: load(cfg.DB)}
 	h.mux.HandleFunc("GET /users/{id}", h.getUser)
 	h.mux.HandleFunc("PUT /users/{id}", h.putUser)
 	h.mux.HandleFunc("GET /healthz", h.health)
@@ -101,7 +114,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	h.mux.ServeHTTP(sw, r)
 	h.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)),
 		slog.Int("status", sw.status), slog.Duration("latency", time.Since(start)))
 }
 
@@ -111,7 +124,12 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	u, err := h.cfg.Cache.Get(r.Context(), id, h.cfg.DB.Load)
+	u, err := h.cfg.Cache.Get(r.Context(), id, h.load)
+	// A failed load is logged by the cache (at Warn, once per load, not
+	// per caller sharing it): the handler logs only other failures, so
+	// that a request costs one record at most.
+	var le *loadError
+	logged := errors.As(err, &le)
 	switch {
 	case err == nil:
 	case errors.Is(err, tiercache.ErrNotFound):
@@ -119,16 +137,38 @@ func (h *Handler) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	case tiercache.Degraded(err):
 		// A usable answer while the database fails: say so, serve it.
-		h.log.WarnContext(r.Context(), "serving a degraded value", "id", id, "err", err)
+		if !logged {
+			h.log.WarnContext(r.Context(), "serving a degraded value", "id", id, "err", err)
+		}
 		w.Header().Set("Warning", `110 - "stale: the database is failing"`)
 	case r.Context().Err() != nil:
 		return // the client is gone
 	default:
-		h.log.ErrorContext(r.Context(), "read user", "id", id, "err", err)
+		if !logged {
+			h.log.ErrorContext(r.Context(), "read user", "id", id, "err", err)
+		}
 		writeError(w, http.StatusServiceUnavailable, "the database is unavailable")
 		return
 	}
 	writeJSON(w, http.StatusOK, u)
+}
+
+// loadError marks a failure of the database in a load: the cache has
+// logged it.
+type loadError struct{ err error }
+
+func (e *loadError) Error() string { return e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
+
+// load is db.Load with its failures (not "no such user") marked.
+func load(db *userdb.DB) tiercache.LoaderFunc[userdb.User] {
+	return func(ctx context.Context, id string) (userdb.User, error) {
+		u, err := db.Load(ctx, id)
+		if err != nil && !errors.Is(err, tiercache.ErrNotFound) {
+			err = &loadError{err: err}
+		}
+		return u, err
+	}
 }
 
 // update is the body of a PUT.
@@ -137,19 +177,80 @@ type update struct {
 	Email string `json:"email"`
 }
 
+// validate checks the fields as the API documents them. Text no database
+// should store is refused here, as the client's mistake: a control
+// character (PostgreSQL refuses NUL, and would answer an error that reads
+// as an outage) or, checked on the raw body by decodeUpdate, bytes that are
+// not UTF-8 (encoding/json would store them as U+FFFD).
 func (u *update) validate() error {
 	switch {
 	case u.Name == "" || len(u.Name) > 200:
 		return errors.New(`"name" must be 1 to 200 bytes`)
 	case len(u.Email) < 3 || len(u.Email) > 254:
 		return errors.New(`"email" must be 3 to 254 bytes`)
+	case strings.ContainsFunc(u.Name, unicode.IsControl):
+		return errors.New(`"name" must not contain control characters (NUL, newline, ...)`)
+	case strings.ContainsFunc(u.Email, unicode.IsControl):
+		return errors.New(`"email" must not contain control characters (NUL, newline, ...)`)
+	case !strings.Contains(u.Email, "@"):
+		return errors.New(`"email" must contain '@'`)
 	}
-	for i := 0; i < len(u.Email); i++ {
-		if u.Email[i] == '@' {
-			return nil
+	return nil
+}
+
+// decodeUpdate reads and checks the body of a PUT. Its error is the message
+// for the client, in the API's terms (a field name, not a Go type), quoting
+// at most redact.MaxQuoted bytes of the body.
+func decodeUpdate(w http.ResponseWriter, r *http.Request) (update, int, error) {
+	var u update
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return u, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", MaxBody)
 		}
+		return u, http.StatusBadRequest, errors.New("body not read")
 	}
-	return errors.New(`"email" must contain '@'`)
+	if !utf8.Valid(body) {
+		return u, http.StatusBadRequest, errors.New("the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil {
+		return u, http.StatusBadRequest, jsonError(err)
+	}
+	if dec.More() {
+		return u, http.StatusBadRequest, errors.New("invalid JSON body: more than one value")
+	}
+	if err := u.validate(); err != nil {
+		return u, http.StatusBadRequest, err
+	}
+	return u, 0, nil
+}
+
+// jsonError turns an encoding/json error into a message for the client.
+func jsonError(err error) error {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.Is(err, io.EOF):
+		return errors.New(`empty body: want a JSON object {"name": ..., "email": ...}`)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Errorf("%s must be a string, not a JSON %s", redact.Quote(typ.Field), typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Errorf(`the body must be a JSON object {"name": ..., "email": ...}, not a JSON %s`, typ.Value)
+	case errors.As(err, &syn):
+		return fmt.Errorf("invalid JSON body at byte %d: %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
+	}
+	// encoding/json has no type for an unknown field: its message quotes the
+	// field whole.
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if f, qerr := strconv.Unquote(field); qerr == nil {
+			field = f
+		}
+		return fmt.Errorf(`unknown field %s: want only "name" and "email"`, redact.Quote(field))
+	}
+	return fmt.Errorf("invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func (h *Handler) putUser(w http.ResponseWriter, r *http.Request) {
@@ -159,24 +260,9 @@ func (h *Handler) putUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var body update
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxBody))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
-		return
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid JSON body: more than one value")
-		return
-	}
-	if err := body.validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	body, code, err := decodeUpdate(w, r)
+	if err != nil {
+		writeError(w, code, err.Error())
 		return
 	}
 	u, err := h.cfg.DB.Update(r.Context(), n, body.Name, body.Email)
@@ -241,6 +327,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// clip returns s, or its first redact.MaxQuoted bytes and its length if it
+// is longer: for the request log, which must not copy a 500 KB path.
+func clip(s string) string {
+	if len(s) <= redact.MaxQuoted {
+		return s
+	}
+	return redact.Quote(s)
 }
 
 // statusWriter records the status code of a response for the request log.

@@ -67,7 +67,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/users/7", "", 200, `"name":"Ada"`},
 		{"PUT", "/users/7", `{"name":"Ada"}`, 400, "email"},
 		{"PUT", "/users/7", `{"name":"Ada","email":"a@b"} {}`, 400, "more than one value"},
-		{"PUT", "/users/7", `[]`, 400, "invalid JSON"},
+		{"PUT", "/users/7", `[]`, 400, "must be a JSON object"},
 		{"PUT", "/users/101", `{"name":"Ada","email":"a@b"}`, 404, "no user 101"},
 		{"PUT", "/users/7", `{"name":"` + strings.Repeat("a", MaxBody) + `"}`, 413, "larger than"},
 		{"POST", "/users/7", "", 405, ""},

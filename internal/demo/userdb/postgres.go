@@ -94,6 +94,19 @@ func (p *postgresDB) seed(ctx context.Context, n int) (int, error) {
 	if _, err := tx.Exec(ctx, postgresSchema); err != nil {
 		return 0, fmt.Errorf("create users table: %w", err)
 	}
+	// The table the queries name: the first "users" on the search path.
+	rows, err := tx.Query(ctx, `SELECT attname FROM pg_attribute
+		WHERE attrelid = 'users'::regclass AND attnum > 0 AND NOT attisdropped`)
+	if err != nil {
+		return 0, fmt.Errorf("read the columns of users: %w", err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("read the columns of users: %w", err)
+	}
+	if err := checkColumns(cols); err != nil {
+		return 0, err
+	}
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users)`).Scan(&exists); err != nil {
 		return 0, fmt.Errorf("seed users: %w", err)

@@ -85,6 +85,25 @@ func (s *sqliteDB) seed(ctx context.Context, n int) (int, error) {
 	if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
 		return 0, fmt.Errorf("create users table: %w", err)
 	}
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM pragma_table_info('users')`)
+	if err != nil {
+		return 0, fmt.Errorf("read the columns of users: %w", err)
+	}
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read the columns of users: %w", err)
+		}
+		cols = append(cols, c)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, fmt.Errorf("read the columns of users: %w", err)
+	}
+	if err := checkColumns(cols); err != nil {
+		return 0, err
+	}
 	var any int
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users)`).Scan(&any); err != nil {
 		return 0, fmt.Errorf("seed users: %w", err)
@@ -101,11 +120,11 @@ func (s *sqliteDB) seed(ctx context.Context, n int) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("seed users: %w", err)
 	}
-	rows, err := res.RowsAffected()
+	inserted, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("seed users: %w", err)
 	}
-	return int(rows), nil
+	return int(inserted), nil
 }
 
 func (s *sqliteDB) maxID(ctx context.Context) (int64, error) {

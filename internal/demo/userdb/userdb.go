@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -39,6 +40,9 @@ var (
 	// ErrInvalidDSN is returned by Open for a database URL it cannot
 	// parse, a mistake of the caller's rather than a failure.
 	ErrInvalidDSN = errors.New("invalid database URL")
+	// ErrSchema is returned by Seed for a users table without the columns
+	// the package reads and writes.
+	ErrSchema = errors.New("the users table has another shape")
 )
 
 // Options configure Open. The zero value means no added cost.
@@ -53,8 +57,9 @@ type Options struct {
 type backend interface {
 	user(ctx context.Context, id int64) (User, error)
 	update(ctx context.Context, id int64, name, email string) (User, error)
-	// seed creates the table if it is missing and fills it with users
-	// 1..n if it is empty; it returns how many rows it inserted.
+	// seed creates the table if it is missing, checks its columns
+	// (checkColumns) and fills it with users 1..n if it is empty; it
+	// returns how many rows it inserted.
 	seed(ctx context.Context, n int) (int, error)
 	maxID(ctx context.Context) (int64, error)
 	ping(ctx context.Context) error
@@ -106,9 +111,30 @@ func IsPostgres(dsn string) bool {
 // "SQLite /tmp/users.db" or "PostgreSQL postgres://app:xxxxx@db:5432/app".
 func (db *DB) String() string { return db.desc }
 
-// Seed creates the users table if it is missing and, if it is empty, fills
-// it with users 1..n in one statement. It returns how many rows it inserted:
-// 0 if the table held rows already.
+// checkColumns returns an error wrapping ErrSchema, naming what is missing,
+// if have lacks one of the columns the package reads and writes.
+func checkColumns(have []string) error {
+	want := []string{"id", "name", "email", "version", "updated_at"}
+	var missing []string
+	for _, c := range want {
+		if !slices.ContainsFunc(have, func(h string) bool { return strings.EqualFold(h, c) }) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	what := "column " + missing[0]
+	if len(missing) > 1 {
+		what = "columns " + strings.Join(missing, ", ")
+	}
+	return fmt.Errorf("%w: it has no %s (want %s)", ErrSchema, what, strings.Join(want, ", "))
+}
+
+// Seed creates the users table if it is missing, checks that it has the
+// columns the package uses (an error wrapping ErrSchema if not) and, if it
+// is empty, fills it with users 1..n in one statement. It returns how many
+// rows it inserted: 0 if the table held rows already.
 func (db *DB) Seed(ctx context.Context, n int) (int, error) {
 	if n < 0 {
 		return 0, fmt.Errorf("userdb: negative number of users %d", n)
@@ -179,19 +205,19 @@ func (db *DB) wait(ctx context.Context) error {
 
 // ParseID parses a user id: a positive decimal integer of at most 19 digits,
 // without sign or leading zeros, so that every id has one spelling and one
-// cache key.
+// cache key. Its error quotes at most redact.MaxQuoted bytes of s.
 func ParseID(s string) (int64, error) {
 	if s == "" || len(s) > 19 || s[0] == '0' {
-		return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
+		return 0, fmt.Errorf("invalid user id %s: want a positive integer", redact.Quote(s))
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Errorf("invalid user id %q: want a positive integer", s)
+			return 0, fmt.Errorf("invalid user id %s: want a positive integer", redact.Quote(s))
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("invalid user id %q: out of range", s)
+		return 0, fmt.Errorf("invalid user id %s: out of range", redact.Quote(s))
 	}
 	return n, nil
 }

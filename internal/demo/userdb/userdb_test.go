@@ -132,3 +132,49 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("error %q: want the address and no password", msg)
 	}
 }
+
+// TestSeedChecksSchema: a users table of another shape is refused with an
+// error naming what is missing, rather than "seeded 0" and every query
+// failing afterwards.
+func TestSeedChecksSchema(t *testing.T) {
+	for name, dsn := range map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "users.db") },
+		"postgres": func(t *testing.T) string { return userdbtest.Postgres(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, err := Open(t.Context(), dsn(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.exec(t.Context(), `CREATE TABLE users (id BIGINT PRIMARY KEY, fullname TEXT, version BIGINT)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.exec(t.Context(), `INSERT INTO users (id, fullname, version) VALUES (1, 'Ada', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			n, err := db.Seed(t.Context(), 10)
+			if !errors.Is(err, ErrSchema) || n != 0 {
+				t.Fatalf("Seed on a users table of another shape = %d, %v; want 0, ErrSchema", n, err)
+			}
+			for _, s := range []string{"users", "name, email, updated_at"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// exec runs a statement on db's backend, for tests that shape the table.
+func (db *DB) exec(ctx context.Context, q string) error {
+	switch b := db.b.(type) {
+	case *sqliteDB:
+		_, err := b.db.ExecContext(ctx, q)
+		return err
+	case *postgresDB:
+		_, err := b.pool.Exec(ctx, q)
+		return err
+	}
+	return errors.New("unknown backend")
+}
