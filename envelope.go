@@ -56,7 +56,7 @@ func (c *Cache[V]) decode(ctx context.Context, key string, b []byte, now int64, 
 	case h.Codec != c.codec.ID():
 		err = fmt.Errorf("entry written with codec %d, this cache uses %d", h.Codec, c.codec.ID())
 	}
-	e := &entry[V]{negative: h.Negative(), rebuild: int64(h.Rebuild)}
+	e := &entry[V]{negative: h.Negative(), rebuild: micros(h.Rebuild)}
 	if err == nil && !e.negative {
 		err = c.codec.Decode(payload, &e.value)
 	}

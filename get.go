@@ -61,7 +61,7 @@ func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (*ent
 	if ok && now < e.l1Until && (c.l1First.Load() || c.l2Down()) {
 		switch e.state(now) {
 		case fresh:
-			if now >= e.early && e.refreshEarly(now, c.cfg.earlyBeta) {
+			if now >= c.earlyFrom(e) && e.refreshEarly(now, c.cfg.earlyBeta) {
 				c.refresh(ctx, id, origin[V]{one: load}, e, now, stats.EarlyRefresh)
 			}
 			return c.answer(e, stats.L1, false)
@@ -70,7 +70,7 @@ func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (*ent
 			return c.answer(e, stats.L1, true)
 		}
 	}
-	if !ok || now >= e.keep {
+	if !ok || now >= c.keepUntil(e) {
 		e = nil // useless even for stale-if-error
 	}
 	return c.miss(ctx, id, load, e)
@@ -154,7 +154,7 @@ func (c *Cache[V]) degrade(ctx context.Context, id string, prev *entry[V], cause
 	if c.closed.Load() || errors.Is(cause, flight.ErrClosed) {
 		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed) // no degradation: the cache is gone
 	}
-	if prev != nil && !prev.negative && c.now() < prev.keep {
+	if prev != nil && !prev.negative && c.now() < c.keepUntil(prev) {
 		return c.fail(prev, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
 	}
 	if c.cfg.Fallback != nil {

@@ -78,7 +78,7 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 				switch {
 				case st == stale:
 					c.refresh(ctx, id, o, e, now, stats.Refresh)
-				case now >= e.early && e.refreshEarly(now, c.cfg.earlyBeta):
+				case now >= c.earlyFrom(e) && e.refreshEarly(now, c.cfg.earlyBeta):
 					c.refresh(ctx, id, o, e, now, stats.EarlyRefresh)
 				}
 				_, r, _ := c.answer(e, stats.L1, st == stale)
@@ -89,7 +89,7 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 				continue
 			}
 		}
-		if !ok || now >= e.keep {
+		if !ok || now >= c.keepUntil(e) {
 			e = nil
 		}
 		misses = append(misses, missed{id, e})

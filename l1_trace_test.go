@@ -178,3 +178,39 @@ func TestL1StaysWithinItsBound(t *testing.T) {
 		})
 	}
 }
+
+// TestInProcessMissAllocations guards the cost of a miss without a shared
+// tier: the call, the entry, and otter's node and write task. (The race
+// detector's sync.Pool drops items at random, so it runs without -race:
+// make test runs it in a pass of its own.)
+func TestInProcessMissAllocations(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts run without -race (make test runs them in a pass of their own)")
+	}
+	c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "allocs"}, L1Size: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ids := make([]string, 2000)
+	for i := range ids {
+		ids[i] = "id" + strconv.Itoa(i)
+	}
+	load := func(context.Context, string) (int, error) { return 1, nil }
+	ctx := context.Background()
+	for _, id := range ids[:1000] { // fill L1 and warm the pools
+		c.Get(ctx, id, load)
+	}
+	next := 1000
+	allocs := testing.AllocsPerRun(500, func() {
+		c.Get(ctx, ids[next], load)
+		next++
+	})
+	if s := c.Stats(); s.Misses != uint64(next) {
+		t.Fatalf("%d misses for %d Gets of new ids", s.Misses, next)
+	}
+	t.Logf("%.2f allocations per in-process miss", allocs)
+	if allocs > 4 {
+		t.Errorf("an in-process miss allocates %.2f objects, want at most 4", allocs)
+	}
+}
