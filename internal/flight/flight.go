@@ -12,7 +12,11 @@
 //     crashing the process or hanging them (Protect);
 //   - Join and Finish let a caller lead several keys at once (batch loads);
 //   - a Runner calls functions that may ignore their context, and abandons
-//     them when it ends, so that no call waits for them.
+//     them when it ends, so that no call waits for them;
+//   - for work that must cost next to nothing: Claim (a call whose channel
+//     is made only when it is shared), Pool (goroutines that wait for the
+//     next job instead of exiting) and Bound (a deadline context that makes
+//     its timer only when asked for Done).
 package flight
 
 import (
