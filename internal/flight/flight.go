@@ -174,24 +174,7 @@ func (c *Call[V]) Done() <-chan struct{} { return c.done }
 // and returns it with true: the caller then leads it and must Finish it. After
 // Close, Join returns (nil, false).
 func (g *Group[V]) Join(key string) (c *Call[V], leader bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil, false
-	}
-	if c, ok := g.calls[key]; ok {
-		c.dups++
-		if c.done == nil {
-			c.done = make(chan struct{})
-		}
-		return c, false
-	}
-	if g.calls == nil {
-		g.calls = make(map[string]*Call[V])
-	}
-	c = &Call[V]{done: make(chan struct{})}
-	g.calls[key] = c
-	return c, true
+	return g.join(key, true, time.Time{})
 }
 
 // Claim is Join for a leader that does the work on its own goroutine and
@@ -199,6 +182,10 @@ func (g *Group[V]) Join(key string) (c *Call[V], leader bool) {
 // caller joins, so that a call nobody shares allocates one object.
 // deadline is the call's Deadline, for the callers who join it.
 func (g *Group[V]) Claim(key string, deadline time.Time) (c *Call[V], leader bool) {
+	return g.join(key, false, deadline)
+}
+
+func (g *Group[V]) join(key string, waits bool, deadline time.Time) (c *Call[V], leader bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -215,6 +202,9 @@ func (g *Group[V]) Claim(key string, deadline time.Time) (c *Call[V], leader boo
 		g.calls = make(map[string]*Call[V])
 	}
 	c = &Call[V]{Deadline: deadline, Key: key}
+	if waits {
+		c.done = make(chan struct{})
+	}
 	g.calls[key] = c
 	return c, true
 }

@@ -89,12 +89,5 @@ func (p *Pool[T]) Close(grace time.Duration) bool {
 	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
+	return waitFor(done, grace)
 }

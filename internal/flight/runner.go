@@ -136,10 +136,16 @@ func (r *Runner) Wait(d time.Duration) bool {
 	}
 	idle := r.idle
 	r.mu.Unlock()
+	return waitFor(idle, d)
+}
+
+// waitFor waits until done is closed, or for d at most, and reports whether
+// it was.
+func waitFor(done <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-idle:
+	case <-done:
 		return true
 	case <-t.C:
 		return false

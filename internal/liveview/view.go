@@ -310,7 +310,12 @@ func (v *View) serveData(w http.ResponseWriter, _ *http.Request) {
 	if err != nil {
 		code, body = http.StatusServiceUnavailable, map[string]string{"error": err.Error()}
 	}
-	b, err := json.Marshal(body)
+	WriteJSON(w, code, body)
+}
+
+// WriteJSON answers with v in JSON and status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
