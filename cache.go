@@ -80,9 +80,12 @@ type Cache[V any] struct {
 	oversizeLogged atomic.Bool
 	closeOnce      sync.Once
 
-	// putMu serializes insertions into L1, so that L1 exceeds its bound by
-	// at most the one entry being inserted (see put).
+	// putMu serializes insertions into L1 and invalidations, so that L1
+	// exceeds its bound by at most the one entry being inserted and a value
+	// read before a write never enters L1 after it (see putIf).
 	putMu sync.Mutex
+	// evicted counts evictions not yet passed to the Recorder.
+	evicted atomic.Int64
 }
 
 const epochStripes = 1024
@@ -135,7 +138,10 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		// lock): a listener on the executor costs an allocation each.
 		OnAtomicDeletion: func(e otter.DeletionEvent[string, *entry[V]]) {
 			if e.Cause == otter.CauseOverflow {
-				c.record(stats.Eviction)
+				c.counter.RecordEvent(stats.Eviction)
+				if c.recorder != nil {
+					c.evicted.Add(1) // forwarded by putIf, outside the locks
+				}
 			}
 		},
 	}
@@ -259,7 +265,9 @@ func (c *Cache[V]) Ready(ctx context.Context) error {
 // Stats returns the cache's counters.
 func (c *Cache[V]) Stats() stats.Snapshot {
 	s := c.counter.Snapshot()
+	c.putMu.Lock() // otter sums its size's stripes: read it between insertions
 	s.L1Size = c.l1.EstimatedSize()
+	c.putMu.Unlock()
 	if c.tier != nil {
 		s.Breaker = c.tier.Breaker()
 	}
@@ -330,18 +338,7 @@ func (ep epoch) changed(gen *atomic.Uint64) bool {
 // re-checks after the write, so that an invalidation racing it is not lost:
 // either the invalidation's own L1 delete or this re-check removes e.
 func (c *Cache[V]) keep(id string, e *entry[V], ep epoch) {
-	if ep.changed(&c.gen) {
-		return
-	}
-	c.put(id, e)
-	if ep.changed(&c.gen) {
-		c.l1.ComputeIfPresent(id, func(old *entry[V]) (*entry[V], otter.ComputeOp) {
-			if old == e {
-				return nil, otter.InvalidateOp
-			}
-			return old, otter.CancelOp
-		})
-	}
+	c.putIf(id, e, &ep)
 }
 
 // put inserts e in L1 under id. otter evicts on the goroutine that inserts
@@ -349,12 +346,32 @@ func (c *Cache[V]) keep(id string, e *entry[V], ep epoch) {
 // waits for the next one: insertions are serialized, and one that leaves L1
 // over its bound runs the maintenance itself, so that L1 is never more than
 // one entry over its bound for anyone who looks.
-func (c *Cache[V]) put(id string, e *entry[V]) {
+func (c *Cache[V]) put(id string, e *entry[V]) { c.putIf(id, e, nil) }
+
+// putIf is put, unless ep is given and id was invalidated since it was
+// noted. The check and the insertion are one step under putMu, as are an
+// invalidation's epoch bump and L1 delete: a value read before a write can
+// never enter L1 after the write has dropped id.
+func (c *Cache[V]) putIf(id string, e *entry[V], ep *epoch) {
 	c.putMu.Lock()
-	defer c.putMu.Unlock()
-	c.l1.Set(id, e)
-	if c.overBound() {
-		c.l1.CleanUp()
+	if ep == nil || !ep.changed(&c.gen) {
+		c.l1.Set(id, e)
+		if c.overBound() {
+			c.l1.CleanUp()
+		}
+	}
+	c.putMu.Unlock()
+	c.forwardEvictions()
+}
+
+// forwardEvictions passes the evictions counted during L1's maintenance
+// to the Recorder, outside every lock (a Recorder may call the cache).
+func (c *Cache[V]) forwardEvictions() {
+	if c.recorder == nil {
+		return
+	}
+	for n := c.evicted.Swap(0); n > 0; n-- {
+		c.recorder.RecordEvent(stats.Eviction)
 	}
 }
 
@@ -369,16 +386,20 @@ func (c *Cache[V]) overBound() bool {
 // and makes later callers start a new load rather than share one that may
 // have read an older value.
 func (c *Cache[V]) invalidate(id string) {
+	c.putMu.Lock()
 	c.epochs[maphash.String(c.seed, id)%epochStripes].Add(1)
-	c.loads.Forget(id)
 	c.l1.Invalidate(id)
+	c.putMu.Unlock()
+	c.loads.Forget(id)
 }
 
 // flushL1 is invalidate for every id.
 func (c *Cache[V]) flushL1() {
+	c.putMu.Lock()
 	c.gen.Add(1)
-	c.loads.ForgetAll()
 	c.l1.InvalidateAll()
+	c.putMu.Unlock()
+	c.loads.ForgetAll()
 }
 
 func (c *Cache[V]) record(e stats.Event) {

@@ -120,7 +120,10 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 
 	var failures []error
 	for _, w := range waits {
-		f, err := w.call.Wait(ctx)
+		f, err := c.share(ctx, w.id, w.call)
+		if err == errOverdue {
+			f, err = fetched[V]{}, c.abandoned(w.id)
+		}
 		var e *entry[V]
 		var r result
 		if err != nil {

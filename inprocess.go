@@ -47,14 +47,18 @@ func (c *Cache[V]) missInProcess(ctx context.Context, id string, load LoaderFunc
 	var err error
 	if leader {
 		f, err = c.leadInProcess(ctx, id, load, call)
-	} else {
-		f, err = c.share(ctx, id, call)
+	} else if f, err = c.share(ctx, id, call); err == errOverdue {
+		return c.missInProcess(ctx, id, load, prev) // once: the stale call is forgotten
 	}
 	if err != nil {
 		return c.degrade(ctx, id, prev, err)
 	}
 	return c.settle(f, !leader)
 }
+
+// errOverdue is share's answer for a call already past its deadline when
+// the caller joined it: the caller starts another load.
+var errOverdue = errors.New("tiercache: load overdue")
 
 // leadInProcess starts the load of call on a pooled goroutine and waits for
 // it within ctx and at most until abandonAfter past the load's deadline.
@@ -85,6 +89,7 @@ func (c *Cache[V]) leadInProcess(ctx context.Context, id string, load LoaderFunc
 		if !call.Leave(false) {
 			return call.Result()
 		}
+		c.inAbandoned.Add(1) // still running, and nobody waits for it
 		return fetched[V]{}, context.Cause(ctx)
 	case <-w.timer.C:
 		if !call.Leave(true) {
@@ -111,7 +116,17 @@ func (c *Cache[V]) share(ctx context.Context, id string, call *inCall[V]) (fetch
 		return call.Wait(ctx)
 	default:
 	}
-	t := time.NewTimer(time.Until(call.Deadline.Add(abandonAfter)))
+	if call.Deadline.IsZero() { // a GetMany's call: bounded by its own rounds
+		return call.Wait(ctx)
+	}
+	left := time.Until(call.Deadline.Add(abandonAfter))
+	if left <= 0 {
+		// Overdue before we joined (its leader left, its loader ignores
+		// its context): do not sacrifice this caller, load again.
+		c.loads.Forget(id)
+		return fetched[V]{}, errOverdue
+	}
+	t := time.NewTimer(left)
 	defer t.Stop()
 	select {
 	case <-call.Done():
@@ -154,7 +169,9 @@ func (c *Cache[V]) runInProcess(call *inCall[V]) {
 	took := time.Since(start)
 	switch notFound := errors.Is(err, ErrNotFound); {
 	case call.Abandoned():
-		// Its callers stopped waiting and the next one loads again: drop it.
+		// Its callers stopped waiting and the next one loads again: drop
+		// the result; callers still joined get the abandonment.
+		f, err = fetched[V]{}, c.abandoned(id)
 	case err == nil || notFound:
 		e := c.newEntry(v, notFound, c.now(), took)
 		c.keep(id, e, ep)
@@ -169,7 +186,7 @@ func (c *Cache[V]) runInProcess(call *inCall[V]) {
 // finishInProcess finishes call with f and err, and tells its leader.
 func (c *Cache[V]) finishInProcess(call *inCall[V], f fetched[V], err error) {
 	c.loads.Finish(call.Key, call, f, err)
-	if !call.Deliver() && call.Abandoned() {
+	if !call.Deliver() { // its leader left: it counted the load in inAbandoned
 		c.inAbandoned.Add(-1)
 	}
 }

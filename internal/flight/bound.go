@@ -75,6 +75,13 @@ func (b *Bound) Done() <-chan struct{} {
 		return b.done
 	}
 	b.done = make(chan struct{})
+	if b.err == nil {
+		if err := b.parent.Err(); err != nil {
+			b.err = err
+		} else if !time.Now().Before(b.deadline) {
+			b.err = context.DeadlineExceeded
+		}
+	}
 	if b.err != nil {
 		b.closed = true
 		close(b.done)
