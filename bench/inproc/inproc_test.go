@@ -96,6 +96,7 @@ func BenchmarkMix(b *testing.B) {
 				var next atomic.Int64
 				var hits, reads atomic.Uint64
 				b.SetParallelism(2)
+				b.ReportAllocs()
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					tr := t.traces[int(next.Add(1)-1)%len(t.traces)]
