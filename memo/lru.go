@@ -26,13 +26,13 @@ type lru[K comparable, V any] struct {
 
 // node is one key of the cache, pending or cached. Waiters of a pending
 // node hold its flight, never the node, so a node may be reused as soon as
-// it leaves items.
+// it leaves items. A node is kept small (48 bytes with a string key and a
+// word-sized value): what only a call in flight needs is in its flight.
 type node[K comparable, V any] struct {
 	key        K
 	val        V           // cached: the value; pending: unset
 	prev, next *node[K, V] // cached: neighbours in the list; pending: nil
-	wait       *flight[V]  // pending: the Gets that joined, nil until one does
-	gen        uint64      // pending: Memo.gen when fn was called
+	wait       *flight[V]  // pending: nil until a Get joins or Clear runs
 }
 
 func (c *lru[K, V]) init(maxSize int) {
@@ -57,14 +57,14 @@ func (c *lru[K, V]) touch(n *node[K, V]) {
 }
 
 // reserve adds a pending node for k, which must not be in items.
-func (c *lru[K, V]) reserve(k K, gen uint64) *node[K, V] {
+func (c *lru[K, V]) reserve(k K) *node[K, V] {
 	n := c.spare
 	if n != nil {
 		c.spare = nil
 	} else {
 		n = new(node[K, V])
 	}
-	n.key, n.gen = k, gen
+	n.key = k
 	c.items[k] = n
 	return n
 }
@@ -90,17 +90,31 @@ func (c *lru[K, V]) drop(n *node[K, V]) {
 	delete(c.items, n.key)
 }
 
-// clear drops every cached node and keeps the pending ones.
+// clear drops every cached node and keeps the pending ones, marked stale:
+// their result must not be cached.
 func (c *lru[K, V]) clear() {
 	if len(c.items) == c.len {
 		clear(c.items)
 	} else {
-		for n := c.root.next; n != &c.root; n = n.next {
-			delete(c.items, n.key)
+		for k, n := range c.items {
+			if n.next != nil {
+				delete(c.items, k)
+				continue
+			}
+			n.flight().stale = true
 		}
 	}
 	c.root.next, c.root.prev = &c.root, &c.root
 	c.len = 0
+}
+
+// flight returns the flight of the pending node n, made on first use.
+func (n *node[K, V]) flight() *flight[V] {
+	if n.wait == nil {
+		n.wait = new(flight[V])
+		n.wait.wg.Add(1)
+	}
+	return n.wait
 }
 
 func (c *lru[K, V]) pushFront(n *node[K, V]) {

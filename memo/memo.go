@@ -55,16 +55,17 @@ type Memo[K comparable, V any] struct {
 
 	mu           sync.Mutex
 	cache        lru[K, V] // guarded by mu; cached entries and calls of fn in flight
-	gen          uint64    // guarded by mu; incremented by Clear
 	hits, misses uint64    // guarded by mu
 }
 
 // flight is what the Gets that join a call of fn wait for. The call's
-// leader makes none: the first Get that joins makes it, so a miss that no
-// one shares allocates nothing for its waiters. Its fields other than wg are
-// written before wg.Done and read after wg.Wait.
+// leader makes none: the first Get that joins makes it (or Clear, to mark the
+// call stale), so a miss that no one shares allocates nothing for its
+// waiters. stale is guarded by Memo.mu; the other fields but wg are written
+// before wg.Done and read after wg.Wait.
 type flight[V any] struct {
 	wg       sync.WaitGroup
+	stale    bool // Clear ran during the call: its result is not cached
 	val      V
 	panicked bool // fn panicked with panicVal
 	panicVal any
@@ -113,12 +114,7 @@ func (m *Memo[K, V]) Get(k K) V {
 	}
 	m.misses++ // counted on joining, before waiting, so Stats shows the waiters
 	if ok {
-		f := n.wait
-		if f == nil {
-			f = new(flight[V])
-			f.wg.Add(1)
-			n.wait = f
-		}
+		f := n.flight()
 		m.mu.Unlock()
 		f.wg.Wait()
 		switch {
@@ -129,7 +125,7 @@ func (m *Memo[K, V]) Get(k K) V {
 		}
 		return f.val
 	}
-	n = m.cache.reserve(k, m.gen)
+	n = m.cache.reserve(k)
 	m.mu.Unlock()
 	return m.run(n)
 }
@@ -182,7 +178,7 @@ func (m *Memo[K, V]) run(n *node[K, V]) V {
 	// Caching the value and ending the call under one lock means a later
 	// Get finds one or the other, never neither. A call that straddled a
 	// Clear is not cached.
-	if n.gen == m.gen {
+	if f == nil || !f.stale {
 		m.cache.commit(n, v)
 	} else {
 		m.cache.drop(n)
@@ -225,5 +221,4 @@ func (m *Memo[K, V]) Clear() {
 	defer m.mu.Unlock()
 	m.cache.clear()
 	m.hits, m.misses = 0, 0
-	m.gen++
 }
