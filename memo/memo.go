@@ -12,10 +12,14 @@
 // Concurrent Gets of a key that is not cached run the function once and share
 // its result; a panic in the function reaches every caller that shared the
 // call, and nothing is cached.
+//
+// A hit takes one lock and allocates nothing; a miss takes the lock twice,
+// before and after calling the function, and once the cache is full it
+// reuses the entry it evicts, so it allocates nothing either unless other
+// Gets join it.
 package memo
 
 import (
-	"container/list"
 	"errors"
 	"sync"
 )
@@ -50,18 +54,18 @@ type Memo[K comparable, V any] struct {
 	fn func(K) V
 
 	mu           sync.Mutex
-	cache        lru[K, V]      // guarded by mu
-	calls        map[K]*call[V] // guarded by mu; calls of fn in flight
-	gen          uint64         // guarded by mu; incremented by Clear
-	hits, misses uint64         // guarded by mu
+	cache        lru[K, V] // guarded by mu; cached entries and calls of fn in flight
+	hits, misses uint64    // guarded by mu
 }
 
-// call is one run of fn for one key, shared by every Get that joins it.
-// Its fields other than wg and gen are written before wg.Done and read after
-// wg.Wait.
-type call[V any] struct {
+// flight is what the Gets that join a call of fn wait for. The call's
+// leader makes none: the first Get that joins makes it (or Clear, to mark the
+// call stale), so a miss that no one shares allocates nothing for its
+// waiters. stale is guarded by Memo.mu; the other fields but wg are written
+// before wg.Done and read after wg.Wait.
+type flight[V any] struct {
 	wg       sync.WaitGroup
-	gen      uint64 // Memo.gen when the call started; the result is cached only if unchanged
+	stale    bool // Clear ran during the call: its result is not cached
 	val      V
 	panicked bool // fn panicked with panicVal
 	panicVal any
@@ -81,11 +85,9 @@ func New[K comparable, V any](fn func(K) V, maxSize int) *Memo[K, V] {
 	if fn == nil {
 		panic("memo: New called with nil fn")
 	}
-	return &Memo[K, V]{
-		fn:    fn,
-		cache: lru[K, V]{maxSize: maxSize, ll: list.New(), items: make(map[K]*list.Element)},
-		calls: make(map[K]*call[V]),
-	}
+	m := &Memo[K, V]{fn: fn}
+	m.cache.init(maxSize)
+	return m
 }
 
 // Get returns fn(k), from the cache when it holds k, else by calling fn.
@@ -102,140 +104,121 @@ func (m *Memo[K, V]) Get(k K) V {
 		m.mu.Unlock()
 		return m.fn(k)
 	}
-	if v, ok := m.cache.get(k); ok {
+	n, ok := m.cache.lookup(k)
+	if ok && n.next != nil {
 		m.hits++
+		m.cache.touch(n)
+		v := n.val
 		m.mu.Unlock()
 		return v
 	}
 	m.misses++ // counted on joining, before waiting, so Stats shows the waiters
-	if c, ok := m.calls[k]; ok {
+	if ok {
+		f := n.flight()
 		m.mu.Unlock()
-		c.wg.Wait()
+		f.wg.Wait()
 		switch {
-		case c.goexit:
+		case f.goexit:
 			panic(errGoexit)
-		case c.panicked:
-			panic(c.panicVal)
+		case f.panicked:
+			panic(f.panicVal)
 		}
-		return c.val
+		return f.val
 	}
-	c := &call[V]{gen: m.gen}
-	c.wg.Add(1)
-	m.calls[k] = c
+	n = m.cache.reserve(k)
 	m.mu.Unlock()
-	return m.run(k, c)
+	return m.run(n)
 }
 
-// run calls fn for k on behalf of every Get sharing c, then publishes the
-// outcome. It tells a normal return, a panic and runtime.Goexit apart as
-// golang.org/x/sync/singleflight does: normalReturn is set only if fn
-// returns, recovered only if fn panicked, so neither is set when fn calls
-// runtime.Goexit (recover returns nil then, and the inner function never
-// returns).
+// run calls fn for the pending node n on behalf of every Get that joins it,
+// then publishes the outcome. It tells a normal return, a panic and
+// runtime.Goexit apart as golang.org/x/sync/singleflight does: normalReturn
+// is set only if fn returns, recovered only if fn panicked, so neither is set
+// when fn calls runtime.Goexit (recover returns nil then, and the inner
+// function never returns).
 //
 // Unlike singleflight, run re-panics inside the deferred call that recovered,
 // while fn's frames are still on the stack, so the crash trace of the
 // goroutine that ran fn shows where fn panicked; the outer deferred call then
-// publishes the panic to the waiters as the stack unwinds.
-func (m *Memo[K, V]) run(k K, c *call[V]) V {
-	normalReturn, recovered := false, false
+// publishes the panic to the waiters as the stack unwinds. A normal return
+// is published after both deferred calls, which then do nothing.
+func (m *Memo[K, V]) run(n *node[K, V]) V {
+	k := n.key
+	var (
+		v                       V
+		normalReturn, recovered bool
+		panicVal                any
+	)
 	defer func() {
-		c.goexit = !normalReturn && !recovered
-		c.panicked = recovered
-		m.mu.Lock()
-		if m.calls[k] == c {
-			delete(m.calls, k)
+		if !normalReturn {
+			m.fail(n, recovered, panicVal)
 		}
-		// Adding the value and removing the call under one lock means a
-		// later Get finds one or the other, never neither.
-		if normalReturn && c.gen == m.gen {
-			m.cache.add(k, c.val)
-		}
-		m.mu.Unlock()
-		c.wg.Done()
 	}()
 	func() {
 		defer func() {
 			if normalReturn {
 				return
 			}
-			if c.panicVal = recover(); c.panicVal != nil {
+			if panicVal = recover(); panicVal != nil {
 				recovered = true
-				panic(c.panicVal) // the same value as every waiter gets
+				panic(panicVal) // the same value as every waiter gets
 			}
 		}()
-		c.val = m.fn(k)
+		v = m.fn(k)
 		normalReturn = true
 	}()
 	if !normalReturn {
 		// The inner function returned though fn did not, so recover stopped
 		// a panic whose value is nil (panic(nil) with GODEBUG=panicnil=1).
 		recovered = true
-		panic(c.panicVal)
+		panic(panicVal)
 	}
-	return c.val
+	m.mu.Lock()
+	f := n.wait
+	// Caching the value and ending the call under one lock means a later
+	// Get finds one or the other, never neither. A call that straddled a
+	// Clear is not cached.
+	if f == nil || !f.stale {
+		m.cache.commit(n, v)
+	} else {
+		m.cache.drop(n)
+	}
+	m.mu.Unlock()
+	if f != nil {
+		f.val = v
+		f.wg.Done()
+	}
+	return v
+}
+
+// fail ends the call of the pending node n, which panicked (recovered) with
+// panicVal or called runtime.Goexit (not recovered): nothing is cached, and
+// the Gets that joined panic.
+func (m *Memo[K, V]) fail(n *node[K, V], recovered bool, panicVal any) {
+	m.mu.Lock()
+	f := n.wait
+	m.cache.drop(n)
+	m.mu.Unlock()
+	if f != nil {
+		f.panicked, f.panicVal, f.goexit = recovered, panicVal, !recovered
+		f.wg.Done()
+	}
 }
 
 // Stats returns the current counters and size.
 func (m *Memo[K, V]) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Hits: m.hits, Misses: m.misses, MaxSize: m.cache.maxSize, Size: m.cache.ll.Len()}
+	return Stats{Hits: m.hits, Misses: m.misses, MaxSize: m.cache.maxSize, Size: m.cache.len}
 }
 
 // Clear drops every cached entry and resets Hits and Misses to 0, as
 // cache_clear() does. Calls of fn in flight are not interrupted: their callers
-// still get their result, but it is not cached.
+// still get their result, and Gets of their keys still join them, but the
+// result is not cached.
 func (m *Memo[K, V]) Clear() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cache.clear()
 	m.hits, m.misses = 0, 0
-	m.gen++
-}
-
-// lru is the unsynchronised core of Memo: an exact LRU cache, most recently
-// used entry at the front of ll. A maxSize of 0 or less means unbounded here;
-// Memo itself never adds to it when maxSize is 0.
-type lru[K comparable, V any] struct {
-	maxSize int
-	ll      *list.List // of *entry[K, V]
-	items   map[K]*list.Element
-}
-
-type entry[K comparable, V any] struct {
-	key K
-	val V
-}
-
-// get returns the value for k and marks it most recently used.
-func (c *lru[K, V]) get(k K) (v V, ok bool) {
-	e, ok := c.items[k]
-	if !ok {
-		return v, false
-	}
-	c.ll.MoveToFront(e)
-	return e.Value.(*entry[K, V]).val, true
-}
-
-// add stores v for k as most recently used, evicting the least recently used
-// entry when the cache is over its bound.
-func (c *lru[K, V]) add(k K, v V) {
-	if e, ok := c.items[k]; ok {
-		c.ll.MoveToFront(e)
-		e.Value.(*entry[K, V]).val = v
-		return
-	}
-	c.items[k] = c.ll.PushFront(&entry[K, V]{key: k, val: v})
-	if c.maxSize > 0 && c.ll.Len() > c.maxSize {
-		oldest := c.ll.Back()
-		c.ll.Remove(oldest)
-		delete(c.items, oldest.Value.(*entry[K, V]).key)
-	}
-}
-
-// clear drops every entry.
-func (c *lru[K, V]) clear() {
-	c.ll.Init()
-	clear(c.items)
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,6 +174,117 @@ func TestClearDuringCallDoesNotCacheIt(t *testing.T) {
 	m.Get(1)
 	if got, want := calls.Load(), int32(2); got != want {
 		t.Errorf("got %d calls of fn, want %d", got, want)
+	}
+}
+
+// TestClearKeepsCallsInFlight checks that Clear drops the cached entries
+// but not a call of fn in flight: a Get of its key after Clear joins it
+// rather than calling fn again, and its result is not cached.
+func TestClearKeepsCallsInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls, nines atomic.Int32
+	m := memo.New(func(k int) int {
+		calls.Add(1)
+		if k == 9 && nines.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+		return k * 2
+	}, 4)
+	m.Get(1)
+	m.Get(2)
+	first := make(chan int)
+	go func() { first <- m.Get(9) }()
+	<-entered
+	m.Clear()
+	second := make(chan int)
+	go func() { second <- m.Get(9) }()
+	waitMisses(m, 1) // the second Get has joined the call
+	close(release)
+	if got, want := <-first, 18; got != want {
+		t.Errorf("first Get(9) = %d, want %d", got, want)
+	}
+	if got, want := <-second, 18; got != want {
+		t.Errorf("second Get(9) = %d, want %d", got, want)
+	}
+	if got, want := m.Stats(), (memo.Stats{Misses: 1, MaxSize: 4}); got != want {
+		t.Errorf("after the call: got %+v, want %+v (cached entries dropped, the call's result not cached)", got, want)
+	}
+	if got, want := calls.Load(), int32(3); got != want {
+		t.Errorf("got %d calls of fn, want %d: the Get after Clear must join the call", got, want)
+	}
+	m.Get(1)
+	m.Get(9)
+	if got, want := calls.Load(), int32(5); got != want {
+		t.Errorf("got %d calls of fn, want %d: Clear must drop 1, and 9 must not be cached", got, want)
+	}
+}
+
+// TestMatchesReferenceLRU replays random Gets through a Memo and through a
+// plain exact LRU (a slice, most recent first) and checks that every Get
+// hits or misses as the reference does, with the right value.
+func TestMatchesReferenceLRU(t *testing.T) {
+	for _, maxSize := range []int{1, 2, 7, 64} {
+		t.Run(fmt.Sprint("maxSize=", maxSize), func(t *testing.T) {
+			called := false
+			m := memo.New(func(k int) int { called = true; return k*k + 1 }, maxSize)
+			var ref []int
+			r := rand.New(rand.NewPCG(uint64(maxSize), 1))
+			var hits, misses uint64
+			for i := range 20_000 {
+				k := r.IntN(3 * maxSize)
+				j := slices.Index(ref, k)
+				wantHit := j >= 0
+				if wantHit {
+					ref = slices.Delete(ref, j, j+1)
+					hits++
+				} else {
+					misses++
+				}
+				ref = slices.Insert(ref, 0, k)
+				if len(ref) > maxSize {
+					ref = ref[:maxSize]
+				}
+				if i%1000 == 999 {
+					m.Clear()
+					ref, hits, misses = ref[:0], 0, 0
+					continue
+				}
+				called = false
+				if got, want := m.Get(k), k*k+1; got != want {
+					t.Fatalf("step %d: Get(%d) = %d, want %d", i, k, got, want)
+				}
+				if called == wantHit {
+					t.Fatalf("step %d: Get(%d) called fn: %v, want %v (reference LRU %v)", i, k, called, !wantHit, ref)
+				}
+				if got, want := m.Stats(), (memo.Stats{Hits: hits, Misses: misses, MaxSize: maxSize, Size: len(ref)}); got != want {
+					t.Fatalf("step %d: got %+v, want %+v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestFullCacheMissAllocatesNothing checks that a miss of a full cache
+// reuses the node it evicts and allocates nothing, as a hit does.
+func TestFullCacheMissAllocatesNothing(t *testing.T) {
+	const maxSize = 100
+	m := memo.New(func(k int) int { return k }, maxSize)
+	k := 0
+	for range 3 * maxSize {
+		m.Get(k)
+		k++
+	}
+	before := m.Stats()
+	allocs := testing.AllocsPerRun(1000, func() {
+		m.Get(k) // never seen: a miss that evicts
+		k++
+	})
+	if got, want := m.Stats().Misses-before.Misses, uint64(1001); got != want {
+		t.Fatalf("got %d misses, want %d (every Get a miss)", got, want)
+	}
+	if allocs != 0 {
+		t.Errorf("got %v allocations per miss of a full cache, want 0", allocs)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package inproc compares in-process caches on a get/set mix: otter v2,
 // golang-lru v2, ristretto v2, tiercache without a shared tier (its L1 is
-// otter) and sturdyc in memory. It measures throughput, hit ratio and
-// memory per entry, from the cachebench command and as Go benchmarks.
+// otter), tiercache's memo and sturdyc in memory. It measures throughput,
+// hit ratio and memory per entry, from the cachebench command and as Go
+// benchmarks. BenchmarkMemoize also measures memo against golang-lru on
+// memo's own workload, a memoized pure function.
 package inproc
 
 import (
@@ -14,6 +16,7 @@ import (
 	"github.com/viccon/sturdyc"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/memo"
 )
 
 // Map is one in-process cache of uint64 values under string keys.
@@ -49,6 +52,7 @@ const ttl = 5 * time.Minute
 func Impls() []Impl {
 	return []Impl{
 		{"tiercache-nostore", newTiercache},
+		{"memo", newMemo},
 		{"otter/v2", newOtter},
 		{"golang-lru/v2", newLRU},
 		{"ristretto/v2", newRistretto},
@@ -85,6 +89,38 @@ func (m *tierMap) Close()                     { _ = m.c.Close() }
 func (m *tierMap) Hits() (hits, misses uint64) {
 	s := m.c.Stats()
 	return s.L1Hits, s.Misses
+}
+
+// memoMap runs the mix through a memo.Memo of a free function, the
+// cache-aside of a memoizer: a Read is a Get, which on a miss calls the
+// function and caches its result.
+//
+// memo has no Set: the value of a pure function's key cannot be replaced.
+// A Write is therefore a Get of its key, which does to the cache what
+// golang-lru's Add does (insert as most recently used, evicting the least
+// recently used, or refresh an entry already there) but keeps the value the
+// function gives. memo's Stats count those Gets too, so the memo row's hit
+// ratio is that of all its Gets, reads and writes: writes take their keys
+// from the same Zipf traces as reads, so it estimates the reads' hit ratio
+// (TestMemoHitRatio checks it against golang-lru's, the same exact LRU).
+type memoMap struct{ m *memo.Memo[string, uint64] }
+
+func newMemo(capacity int) (Map, error) {
+	return memoMap{memo.New(func(string) uint64 { return 1 }, capacity)}, nil
+}
+
+func (m memoMap) Read(key string) bool {
+	m.m.Get(key)
+	return true // counted by Hits
+}
+
+func (m memoMap) Write(key string, _ uint64) { m.m.Get(key) }
+func (m memoMap) Len([]string) int           { return m.m.Stats().Size }
+func (m memoMap) Close()                     {}
+
+func (m memoMap) Hits() (hits, misses uint64) {
+	s := m.m.Stats()
+	return s.Hits, s.Misses
 }
 
 type otterMap struct{ c *otter.Cache[string, uint64] }

@@ -73,6 +73,8 @@ func (e *env) scenarios(names []string) []scenario {
 			About: fmt.Sprintf("90/10 read/write, Zipf s=1.01 over %d keys, %d goroutines (2 per core), uint64 values; "+
 				"a read that misses inserts (cache-aside with a free loader). Timed for %v after a warm-up of 20× the size. "+
 				"B/entry: live-heap growth after filling the cache to its size with small entries, fixed overhead included. "+
+				"memo (a Memo of a free function) has no Set: a write is a Get of its key, which inserts or refreshes it as an LRU's Add does, "+
+				"and memo's hit ratio counts those Gets with the reads. "+
 				"Ratio: throughput relative to golang-lru/v2 at the same size.",
 				inproc.KeySpace, 2*gomaxprocs(), o.InprocTime),
 			Columns: []Column{
