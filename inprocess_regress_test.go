@@ -81,7 +81,6 @@ func TestInProcessGetManyJoinsStuckGet(t *testing.T) {
 	}
 }
 
-
 // D: a leader left on its ctx and its loader hangs; long after the load's
 // deadline, the next caller joins the dead call and gets an "abandoned"
 // error at once, its own loader never called.
