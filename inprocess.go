@@ -39,6 +39,9 @@ const abandonAfter = 20 * time.Millisecond
 // missInProcess resolves a miss of id for a cache without a shared tier;
 // prev is the L1 entry, if any, for stale-if-error.
 func (c *Cache[V]) missInProcess(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (*entry[V], result, error) {
+	if ctx.Err() != nil { // the caller gave up already: its context's error
+		return c.fail(nil, result{stats.Error, stats.None}, context.Cause(ctx))
+	}
 	call, leader := c.loads.Claim(id, time.Now().Add(c.cfg.LoadTimeout))
 	if call == nil {
 		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
