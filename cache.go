@@ -334,9 +334,8 @@ func (ep epoch) changed(gen *atomic.Uint64) bool {
 	return ep.stripe.Load() != ep.at || gen.Load() != ep.gen
 }
 
-// keep puts e in L1 unless id was invalidated since ep was noted. It
-// re-checks after the write, so that an invalidation racing it is not lost:
-// either the invalidation's own L1 delete or this re-check removes e.
+// keep puts e in L1 unless id was invalidated since ep was noted (see
+// putIf: the check and the insertion are one step).
 func (c *Cache[V]) keep(id string, e *entry[V], ep epoch) {
 	c.putIf(id, e, &ep)
 }
@@ -388,18 +387,18 @@ func (c *Cache[V]) overBound() bool {
 func (c *Cache[V]) invalidate(id string) {
 	c.putMu.Lock()
 	c.epochs[maphash.String(c.seed, id)%epochStripes].Add(1)
+	c.loads.Forget(id)
 	c.l1.Invalidate(id)
 	c.putMu.Unlock()
-	c.loads.Forget(id)
 }
 
 // flushL1 is invalidate for every id.
 func (c *Cache[V]) flushL1() {
 	c.putMu.Lock()
 	c.gen.Add(1)
+	c.loads.ForgetAll()
 	c.l1.InvalidateAll()
 	c.putMu.Unlock()
-	c.loads.ForgetAll()
 }
 
 func (c *Cache[V]) record(e stats.Event) {

@@ -122,7 +122,7 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 	for _, w := range waits {
 		f, err := c.share(ctx, w.id, w.call)
 		if err == errOverdue {
-			f, err = fetched[V]{}, c.abandoned(w.id)
+			f, err = fetched[V]{}, c.abandoned(w.id, flight.ErrAbandoned)
 		}
 		var e *entry[V]
 		var r result

@@ -66,8 +66,8 @@ var errOverdue = errors.New("tiercache: load overdue")
 // leadInProcess starts the load of call on a pooled goroutine and waits for
 // it within ctx and at most until abandonAfter past the load's deadline.
 func (c *Cache[V]) leadInProcess(ctx context.Context, id string, load LoaderFunc[V], call *inCall[V]) (fetched[V], error) {
-	if n := c.inAbandoned.Load(); n >= maxAbandoned {
-		err := fmt.Errorf("tiercache: load of %s refused: %d loads that ignored their context are still running: %w", c.space().Key(id), n, flight.ErrTooManyAbandoned)
+	if c.inAbandoned.Load() >= maxAbandoned {
+		err := c.refused(id, flight.ErrTooManyAbandoned)
 		c.loads.Finish(id, call, fetched[V]{}, err)
 		return fetched[V]{}, err
 	}
@@ -101,12 +101,21 @@ func (c *Cache[V]) leadInProcess(ctx context.Context, id string, load LoaderFunc
 		c.inAbandoned.Add(1)
 		c.record(stats.LoadAbandoned)
 		c.loads.Forget(id)
-		return fetched[V]{}, c.abandoned(id)
+		return fetched[V]{}, c.abandoned(id, flight.ErrAbandoned)
 	}
 }
 
-func (c *Cache[V]) abandoned(id string) error {
-	return fmt.Errorf("tiercache: load of %s abandoned after LoadTimeout (%v): the loader ignores its context: %w", c.space().Key(id), c.cfg.LoadTimeout, flight.ErrAbandoned)
+// abandoned is the error of a load of id abandoned at LoadTimeout; cause
+// wraps flight.ErrAbandoned.
+func (c *Cache[V]) abandoned(id string, cause error) error {
+	return fmt.Errorf("tiercache: load of %s abandoned after LoadTimeout (%v): the loader ignores its context: %w", c.space().Key(id), c.cfg.LoadTimeout, cause)
+}
+
+// refused is the error of a load of id not started because too many loads
+// that ignore their context still run; cause wraps
+// flight.ErrTooManyAbandoned.
+func (c *Cache[V]) refused(id string, cause error) error {
+	return fmt.Errorf("tiercache: load of %s refused: %d loads that ignored their context are still running: %w", c.space().Key(id), maxAbandoned, cause)
 }
 
 // share waits for the result of call, a load of id led by another caller,
@@ -138,7 +147,7 @@ func (c *Cache[V]) share(ctx context.Context, id string, call *inCall[V]) (fetch
 		return fetched[V]{}, context.Cause(ctx)
 	case <-t.C:
 		c.loads.Forget(id)
-		return fetched[V]{}, c.abandoned(id)
+		return fetched[V]{}, c.abandoned(id, flight.ErrAbandoned)
 	}
 }
 
@@ -174,7 +183,7 @@ func (c *Cache[V]) runInProcess(call *inCall[V]) {
 	case call.Abandoned():
 		// Its callers stopped waiting and the next one loads again: drop
 		// the result; callers still joined get the abandonment.
-		f, err = fetched[V]{}, c.abandoned(id)
+		f, err = fetched[V]{}, c.abandoned(id, flight.ErrAbandoned)
 	case err == nil || notFound:
 		e := c.newEntry(v, notFound, c.now(), took)
 		c.keep(id, e, ep)

@@ -134,8 +134,8 @@ type Options[V any] struct {
 	// Warn records for degradations, once per event. Nil means silent.
 	Logger *slog.Logger
 	// Recorder, if set, receives every stats event as it happens, in
-	// addition to the counters read with Cache.Stats. Its methods must not
-	// call the cache: an eviction is recorded while L1 evicts.
+	// addition to the counters read with Cache.Stats. Evictions reach it
+	// after L1's insertion that caused them, outside the cache's locks.
 	Recorder stats.Recorder
 	// Hooks, if set, are called around requests and loads, for tracing.
 	Hooks Hooks

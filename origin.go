@@ -64,11 +64,11 @@ func (c *Cache[V]) loadAll(ctx context.Context, ids []string, o origin[V]) (vals
 		}, func() { c.record(stats.LoadAbandoned) })
 		switch {
 		case errors.Is(err, flight.ErrAbandoned) && errors.Is(err, context.DeadlineExceeded):
-			return fmt.Errorf("tiercache: load of %s abandoned after LoadTimeout (%v): the loader ignores its context: %w", c.space().Key(ids[0]), c.cfg.LoadTimeout, err)
+			return c.abandoned(ids[0], err)
 		case errors.Is(err, flight.ErrAbandoned):
 			return fmt.Errorf("tiercache: load of %s abandoned: the loader ignores its context, which ended: %w", c.space().Key(ids[0]), err)
 		case errors.Is(err, flight.ErrTooManyAbandoned):
-			return fmt.Errorf("tiercache: load of %s refused: %d loads that ignored their context are still running: %w", c.space().Key(ids[0]), maxAbandoned, err)
+			return c.refused(ids[0], err)
 		case err == nil:
 			vals, found = res.vals, res.found // fn returned: res is ours to read
 		}
