@@ -38,7 +38,7 @@ redis:
 	@redis-server --version
 
 # chromium makes sure a headless Chromium is installed: the live view's
-# browser tests (internal/liveview) drive it with chromedp. Without it they
+# browser tests (cmd/tiercache/internal/liveview) drive it with chromedp. Without it they
 # skip, saying so.
 chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \

@@ -104,9 +104,9 @@ func runHits(b *testing.B, parallel bool, hit func(id string) bool) {
 // redisCache returns a cache of keyspace name on srv, closed with the
 // benchmark; l1TTL 1 ns keeps L1 from answering (the coarse clock aside).
 func redisCache(b *testing.B, name string, l1TTL time.Duration) *tiercache.Cache[user] {
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{Addr: srv(b).Addr(), ContextTimeoutEnabled: true})
 	c, err := tiercache.New(&tiercache.Options[user]{
-		Keyspace: tiercache.Keyspace{Name: name}, Store: redisstore.New(rdb, nil), L1TTL: l1TTL,
+		Keyspace: tiercache.Keyspace{Name: name}, Store: redisstore.New(rdb, nil), L1: tiercache.L1[user]{TTL: l1TTL},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -230,7 +230,7 @@ func BenchmarkHotKeyExpiry(b *testing.B) {
 	}
 	b.Run("naive", func(b *testing.B) {
 		// GET, and on a miss every caller loads and SETs.
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+		rdb := redis.NewClient(&redis.Options{Addr: srv(b).Addr(), ContextTimeoutEnabled: true})
 		defer rdb.Close()
 		run(b, func(_ int, id string, load tiercache.LoaderFunc[user]) {
 			ctx := context.Background()
@@ -245,7 +245,7 @@ func BenchmarkHotKeyExpiry(b *testing.B) {
 		name := "bench-hot-" + strconv.FormatBool(locked) + strconv.FormatInt(time.Now().UnixNano(), 36)
 		var cs []*tiercache.Cache[user]
 		for range processes {
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+			rdb := redis.NewClient(&redis.Options{Addr: srv(b).Addr(), ContextTimeoutEnabled: true})
 			var store driver.Store = redisstore.New(rdb, nil)
 			if !locked {
 				store = plainStore{store}

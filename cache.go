@@ -14,6 +14,7 @@ import (
 
 	"github.com/maypok86/otter/v2"
 
+	"github.com/tiercache/tiercache/codec"
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/fleet"
 	"github.com/tiercache/tiercache/internal/flight"
@@ -24,7 +25,7 @@ import (
 // LoaderFunc loads the value of id from the origin. It returns ErrNotFound
 // (or an error wrapping it) when the value does not exist. Its context is
 // detached from the cancellation of any one caller, keeps the values of the
-// caller that started the load, and is bounded by Options.LoadTimeout.
+// caller that started the load, and is bounded by Options.Rebuild.LoadTimeout.
 type LoaderFunc[V any] func(ctx context.Context, id string) (V, error)
 
 // Cache is a two-tier cache-aside cache of values of type V: an in-process
@@ -36,7 +37,7 @@ type LoaderFunc[V any] func(ctx context.Context, id string) (V, error)
 type Cache[V any] struct {
 	cfg   *config[V]
 	l1    *otter.Cache[string, *entry[V]]
-	codec Codec[V]
+	codec codec.Codec[V]
 	tier  *fleet.Tier // nil: in-process only
 	base  *keys.Space // the keyspace without a store
 	locks bool        // the store takes rebuild locks
@@ -165,14 +166,10 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	c.trust(true)
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
 	if cfg.Store != nil {
-		failures := cfg.Breaker.Failures
-		if cfg.Breaker.Disable {
-			failures = 0
-		}
 		c.tier = fleet.New(fleet.Config{
 			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,
-			Local: (*local[V])(c), Messages: !cfg.DisableInvalidation,
-			Failures: failures, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
+			Local: (*local[V])(c), Messages: true,
+			Failures: cfg.Breaker.Failures, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
 			Now: c.now, Logger: cfg.Logger, Record: c.record,
 		})
 		c.locks = c.tier.Capabilities().Locks

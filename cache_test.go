@@ -3,6 +3,7 @@ package tiercache_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +17,9 @@ import (
 func TestGetFillsBothTiers(t *testing.T) {
 	db := newOrigin("42")
 	name := keyspaceName(t)
-	a := newCache(t, srv.Addr(), tiercache.Options[user]{
+	a := newCache(t, srv(t).Addr(), tiercache.Options[user]{
 		Keyspace: tiercache.Keyspace{Name: name},
-		TTL:      5 * time.Minute, StaleTTL: time.Minute, DisableJitter: true,
+		TTL:      5 * time.Minute, StaleTTL: time.Minute, Jitter: -1,
 	})
 	ctx := t.Context()
 	u, err := a.Get(ctx, "42", db.load)
@@ -29,11 +30,11 @@ func TestGetFillsBothTiers(t *testing.T) {
 	if got := a.Key("42"); got != key {
 		t.Fatalf("Key = %q, want %s", got, key)
 	}
-	if ttl := pttl(t, srv, key); !within(ttl, 6*time.Minute, 2*time.Second) {
+	if ttl := pttl(t, srv(t), key); !within(ttl, 6*time.Minute, 2*time.Second) {
 		t.Fatalf("PTTL = %v, want about TTL+StaleTTL = 6m", ttl)
 	}
 	// The stored bytes are an envelope around readable JSON.
-	raw, err := srv.Do("GET", key)
+	raw, err := srv(t).Do("GET", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestGetFillsBothTiers(t *testing.T) {
 	}
 
 	// A second process on the same Redis gets it without loading.
-	b := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}})
+	b := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}})
 	u, err = b.Get(ctx, "42", func(context.Context, string) (user, error) {
 		t.Error("second process called the loader")
 		return user{}, nil
@@ -69,9 +70,9 @@ func TestGetFillsBothTiers(t *testing.T) {
 func TestNegativeCachingOnBothTiers(t *testing.T) {
 	clk := newClock()
 	db := newOrigin()
-	opts := tiercache.Options[user]{NegativeTTL: 30 * time.Second, DisableJitter: true}
+	opts := tiercache.Options[user]{NegativeTTL: 30 * time.Second, Jitter: -1}
 	tiercache.SetClock(&opts, clk.Now)
-	a := newCache(t, srv.Addr(), opts)
+	a := newCache(t, srv(t).Addr(), opts)
 	ctx := t.Context()
 
 	for i := range 3 {
@@ -83,11 +84,11 @@ func TestNegativeCachingOnBothTiers(t *testing.T) {
 		t.Fatalf("origin called %d times for a missing id, want 1", got)
 	}
 	key := a.Key("404")
-	if ttl := pttl(t, srv, key); !within(ttl, 30*time.Second, 2*time.Second) {
+	if ttl := pttl(t, srv(t), key); !within(ttl, 30*time.Second, 2*time.Second) {
 		t.Fatalf("negative entry PTTL = %v, want about NegativeTTL = 30s", ttl)
 	}
 	// Another process reads the negative entry from L2.
-	b := newCache(t, srv.Addr(), opts)
+	b := newCache(t, srv(t).Addr(), opts)
 	if _, err := b.Get(ctx, "404", db.load); !errors.Is(err, tiercache.ErrNotFound) {
 		t.Fatalf("second process err = %v, want ErrNotFound", err)
 	}
@@ -113,8 +114,8 @@ func TestNegativeCachingOnBothTiers(t *testing.T) {
 
 func TestVersionIsolatesKeys(t *testing.T) {
 	name := keyspaceName(t)
-	v1 := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name, Version: "v1"}})
-	v2 := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name, Version: "v2"}})
+	v1 := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name, Version: "v1"}})
+	v2 := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name, Version: "v2"}})
 	ctx := t.Context()
 	if _, err := v1.Get(ctx, "42", func(context.Context, string) (user, error) { return user{Name: "old format"}, nil }); err != nil {
 		t.Fatal(err)
@@ -124,7 +125,7 @@ func TestVersionIsolatesKeys(t *testing.T) {
 		t.Fatalf("v2 Get = %+v, %v; want its own load, not the v1 entry", u, err)
 	}
 	for key, want := range map[string]string{"v1:" + name + ":42": "old format", "v2:" + name + ":42": "new format"} {
-		raw, err := srv.Do("GET", key)
+		raw, err := srv(t).Do("GET", key)
 		if err != nil || raw == nil || !strings.Contains(raw.(string), want) {
 			t.Fatalf("GET %s = %v, %v; want it to hold %q", key, raw, err, want)
 		}
@@ -152,10 +153,10 @@ func TestCorruptEntriesAreMisses(t *testing.T) {
 	}
 	for name, rawOf := range cases {
 		t.Run(name, func(t *testing.T) {
-			c := newCache(t, srv.Addr(), tiercache.Options[user]{})
+			c := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 			key := c.Key("1")
 			raw := rawOf(key)
-			if _, err := srv.Do("SET", key, raw, "EX", "600"); err != nil {
+			if _, err := srv(t).Do("SET", key, raw, "EX", "600"); err != nil {
 				t.Fatal(err)
 			}
 			db := newOrigin("1")
@@ -167,7 +168,7 @@ func TestCorruptEntriesAreMisses(t *testing.T) {
 			if s.L2Corrupt != 1 || s.Misses != 1 {
 				t.Fatalf("L2Corrupt %d, Misses %d; want 1, 1", s.L2Corrupt, s.Misses)
 			}
-			got, err := srv.Do("GET", key)
+			got, err := srv(t).Do("GET", key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +182,7 @@ func TestCorruptEntriesAreMisses(t *testing.T) {
 // TestPanickingLoader: every concurrent caller of a panicking load gets an
 // error, the process survives, and the next Get loads again.
 func TestPanickingLoader(t *testing.T) {
-	c := newCache(t, "", tiercache.Options[user]{Retry: tiercache.Retry{Disable: true}})
+	c := newCache(t, "", tiercache.Options[user]{Retry: tiercache.Retry{Attempts: 1}})
 	const n = 16
 	release := make(chan struct{})
 	var wg sync.WaitGroup
@@ -203,8 +204,8 @@ func TestPanickingLoader(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if err == nil || !strings.Contains(err.Error(), "loader bug") {
-			t.Fatalf("caller got %v, want the panic as an error", err)
+		if !errors.Is(err, tiercache.ErrPanic) || !strings.Contains(err.Error(), "loader bug") {
+			t.Fatalf("caller got %v, want ErrPanic with the panic's value", err)
 		}
 	}
 	u, err := c.Get(t.Context(), "1", func(context.Context, string) (user, error) { return user{Name: "ok"}, nil })
@@ -216,7 +217,7 @@ func TestPanickingLoader(t *testing.T) {
 // TestCancelledCallerDoesNotFailOthers: a caller whose context ends returns
 // at its deadline; the callers sharing its load get the value.
 func TestCancelledCallerDoesNotFailOthers(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	db := newOrigin("7")
 	db.delay = make(chan struct{})
 	db.started = make(chan string, 1)
@@ -246,6 +247,15 @@ func TestCancelledCallerDoesNotFailOthers(t *testing.T) {
 	}
 }
 
+// TestBumpWithoutStore: a cache without a store has no runtime versions to
+// bump, and says so with errors.ErrUnsupported.
+func TestBumpWithoutStore(t *testing.T) {
+	c := newCache(t, "", tiercache.Options[user]{})
+	if _, err := c.BumpVersion(t.Context()); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("BumpVersion without a store = %v, want errors.ErrUnsupported", err)
+	}
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	tests := []struct {
 		name string
@@ -257,7 +267,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"brace in version", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u", Version: "{v1}"}}, "Keyspace.Version"},
 		{"negative TTL", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, TTL: -time.Second}, "TTL is negative"},
 		{"jitter too big", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, Jitter: 0.9}, "Jitter"},
-		{"negative L1Size", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, L1Size: -1}, "L1Size"},
+		{"negative L1Size", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, L1: tiercache.L1[user]{Size: -1}}, "L1.Size"},
+		{"NaN jitter", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, Jitter: math.NaN()}, "Jitter"},
+		{"infinite beta", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, Rebuild: tiercache.Rebuild{EarlyRefreshBeta: math.Inf(1)}}, "Rebuild.EarlyRefreshBeta"},
+		{"negative attempts", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, Retry: tiercache.Retry{Attempts: -1}}, "Retry.Attempts"},
+		{"sub-millisecond lock", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, Rebuild: tiercache.Rebuild{LockTTL: time.Microsecond}}, "Rebuild.LockTTL"},
+		{"negative cooldown", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, L2: tiercache.L2[user]{Breaker: tiercache.Breaker{Cooldown: -1}}}, "L2.Breaker.Cooldown"},
 		{"retry max below base", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "u"}, Retry: tiercache.Retry{Base: time.Second, Max: time.Millisecond}}, "Retry.Max"},
 	}
 	for _, tt := range tests {
@@ -276,7 +291,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func TestInvalidIDs(t *testing.T) {
 	c := newCache(t, "", tiercache.Options[user]{})
 	db := newOrigin()
-	for _, id := range []string{"", "a\nb", "a{b}", "\x00", strings.Repeat("x", tiercache.MaxIDLength+1), "\xff"} {
+	for _, id := range []string{"", "a\nb", "a{b}", "\x00", strings.Repeat("x", 513), "\xff"} {
 		if _, err := c.Get(t.Context(), id, db.load); !errors.Is(err, tiercache.ErrInvalidID) {
 			t.Errorf("Get(%q) err = %v, want ErrInvalidID", id, err)
 		}
@@ -291,8 +306,8 @@ func TestInvalidIDs(t *testing.T) {
 
 func TestSetAndDelete(t *testing.T) {
 	db := newOrigin("1")
-	a := newCache(t, srv.Addr(), tiercache.Options[user]{})
-	b := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	a := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
+	b := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	ctx := t.Context()
 	if err := a.Set(ctx, "1", user{ID: "1", Name: "set"}); err != nil {
 		t.Fatal(err)
@@ -304,7 +319,7 @@ func TestSetAndDelete(t *testing.T) {
 	if err := a.Delete(ctx, "1", "never-cached"); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := srv.Do("EXISTS", a.Key("1")); v != int64(0) {
+	if v, _ := srv(t).Do("EXISTS", a.Key("1")); v != int64(0) {
 		t.Fatalf("key still exists after Delete")
 	}
 	u, err = a.Get(ctx, "1", db.load)
@@ -314,7 +329,7 @@ func TestSetAndDelete(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestCloseWhileRedisPausedLeavesNothing(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
 	clk := newClock()
 	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, Store: redisstore.New(rdb, nil),
-		TTL: time.Minute, StaleTTL: time.Hour, L1TTL: time.Hour, DisableJitter: true}
+		TTL: time.Minute, StaleTTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}, Jitter: -1}
 	tiercache.SetClock(&o, clk.Now)
 	c, err := tiercache.New(&o)
 	if err != nil {

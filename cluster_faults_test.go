@@ -93,7 +93,7 @@ func TestClusterFailoverWithWaitReplicas(t *testing.T) {
 	}
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), Username: "app", Password: "app-pw", ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour, L1TTL: time.Hour}
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
 	ao := o
 	ao.Store = redisstore.New(rdb, &redisstore.Options{WaitReplicas: 1})
 	a := newCache(t, "", ao)
@@ -172,7 +172,7 @@ func TestClusterFailoverWithWaitReplicas(t *testing.T) {
 // (origin update, then Set or Delete) and reads in three processes.
 func TestClusterRYWDuringReshardAndFailover(t *testing.T) {
 	cl := cachetest.StartCluster(t, cachetest.ClusterConfig{Replicas: 1})
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour, L1TTL: time.Hour}
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
 	const procs, ids = 3, 6
 	var caches []*tiercache.Cache[user]
 	for range procs {

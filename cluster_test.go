@@ -101,7 +101,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("StaleOneRefresh", func(t *testing.T) {
 		clk := newClock()
-		o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, DisableJitter: true, DisableEarlyRefresh: true}
+		o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, Jitter: -1, Rebuild: tiercache.Rebuild{EarlyRefreshBeta: -1}}
 		tiercache.SetClock(&o, clk.Now)
 		caches := fleetOn(t, 4, o)
 		db := newOrigin("k")
@@ -126,7 +126,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("DeleteReachesOthers", func(t *testing.T) {
-		caches := fleetOn(t, 2, tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour})
+		caches := fleetOn(t, 2, tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}})
 		db := newOrigin("k")
 		caches[1].Get(t.Context(), "k", db.load)
 		db.update("k")
@@ -175,7 +175,7 @@ func TestCluster(t *testing.T) {
 
 	for _, change := range []string{"Failover", "Reshard"} {
 		t.Run(change+"UnderLoad", func(t *testing.T) {
-			caches := fleetOn(t, 4, tiercache.Options[user]{TTL: time.Hour, L1Size: 20})
+			caches := fleetOn(t, 4, tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{Size: 20}})
 			hot := caches[0].Key("hot")
 			var calls atomic.Int64
 			fn := deterministicLoad(&calls)

@@ -20,7 +20,7 @@ import (
 // deletes each (after updating the origin) and B serves the new value well
 // within a second. It reports the invalidation latency over 1000 keys.
 func TestDeleteReachesOtherProcesses(t *testing.T) {
-	o := tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour}
+	o := tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
 	caches := fleet(t, 2, o)
 	a, b := caches[0], caches[1]
 	const keys = 1000
@@ -69,7 +69,7 @@ func TestDeleteReachesOtherProcesses(t *testing.T) {
 // version 0. (Removing the lock deletion from redisstore's Delete makes this
 // test fail: A's fill then stores version 0 in Redis after B's Delete.)
 func TestStaleSetRace(t *testing.T) {
-	caches := fleet(t, 2, tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour})
+	caches := fleet(t, 2, tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}})
 	a, b := caches[0], caches[1]
 	db := newOrigin("k")
 	ctx := t.Context()
@@ -100,7 +100,7 @@ func TestStaleSetRace(t *testing.T) {
 		t.Fatalf("the caller that started before the update got version %d, want 0 (it read before)", u.Version)
 	}
 	// Every later read, in every process, a new one included, sees version 1.
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}})
 	for round := range 3 {
 		for name, p := range map[string]*tiercache.Cache[user]{"A": a, "B": b, "C": c} {
 			u, err := p.Get(ctx, "k", db.load)
@@ -129,15 +129,15 @@ func (s splitStore) Subscribe(ctx context.Context, channel string, h driver.Hand
 // connection stalls) while A deletes a key B holds in L1. B notices within
 // HealthInterval + Timeout, stops trusting L1, and serves the new value.
 func TestSubscriptionLoss(t *testing.T) {
-	proxy := cachetest.StartProxy(t, srv.Addr(), 2)
+	proxy := cachetest.StartProxy(t, srv(t).Addr(), 2)
 	const health, timeout = 300 * time.Millisecond, 100 * time.Millisecond
 	newStore := func(addr string) *redisstore.Store {
 		return redisstore.New(newRedis(t, addr), &redisstore.Options{HealthInterval: health, Timeout: timeout})
 	}
 	name := keyspaceName(t)
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1TTL: time.Hour}
-	a := newCache(t, srv.Addr(), o)
-	o.Store = splitStore{Store: newStore(srv.Addr()), sub: newStore(proxy.Addr())}
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
+	a := newCache(t, srv(t).Addr(), o)
+	o.Store = splitStore{Store: newStore(srv(t).Addr()), sub: newStore(proxy.Addr())}
 	b := newCache(t, "", o)
 	waitSettled(t, b) // B's L1 answers first: the stall must be noticed
 	db := newOrigin("k")
@@ -177,7 +177,7 @@ func TestSubscriptionLoss(t *testing.T) {
 // process serves the latest version of every key.
 func TestRandomizedConvergence(t *testing.T) {
 	const processes, keys, workers = 3, 8, 12
-	caches := fleet(t, processes, tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour, StaleTTL: time.Hour})
+	caches := fleet(t, processes, tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}, StaleTTL: time.Hour})
 	db := newOrigin()
 	for i := range keys {
 		db.rows[strconv.Itoa(i)] = user{ID: strconv.Itoa(i)}
@@ -225,7 +225,7 @@ func TestRandomizedConvergence(t *testing.T) {
 // once; old entries are no longer served, and a process started later uses
 // the bumped version too.
 func TestBumpVersion(t *testing.T) {
-	caches := fleet(t, 2, tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour})
+	caches := fleet(t, 2, tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}})
 	a, b := caches[0], caches[1]
 	ctx := t.Context()
 	bad := func(ctx context.Context, id string) (user, error) { return user{ID: id, Name: "bad deploy"}, nil }
@@ -258,12 +258,12 @@ func TestBumpVersion(t *testing.T) {
 		t.Fatalf("B's key %s", got)
 	}
 	// The old entry is left to expire, not scanned for.
-	if n, _ := srv.Do("EXISTS", oldKey); n != int64(1) {
+	if n, _ := srv(t).Do("EXISTS", oldKey); n != int64(1) {
 		t.Fatalf("old key exists = %v, want it left to its TTL", n)
 	}
 	// A process started later picks the bumped version up at its first
 	// request (New does no I/O).
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}})
 	if _, err := c.Get(ctx, "1", good); err != nil {
 		t.Fatal(err)
 	}

@@ -23,9 +23,9 @@ import (
 // the moment its context ends) is not abandoned, and must not be counted,
 // nor told it "ignores its context".
 func TestAbandonedCountsOnlyLoadersThatIgnoreCtx(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{
-		LoadTimeout: 30 * time.Millisecond,
-		Retry:       tiercache.Retry{Disable: true},
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{
+		Rebuild: tiercache.Rebuild{LoadTimeout: 30 * time.Millisecond},
+		Retry:   tiercache.Retry{Attempts: 1},
 	})
 	// A well-behaved loader: it waits for the origin, but returns at once
 	// when its context ends.
@@ -53,7 +53,7 @@ func TestAbandonedCountsOnlyLoadersThatIgnoreCtx(t *testing.T) {
 // abandoned ("A loader that ignores its context is waited for at most a
 // second, then abandoned"), and must not be counted as such.
 func TestCloseDoesNotCountPoliteLoaderAbandoned(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{Retry: tiercache.Retry{Disable: true}})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{Retry: tiercache.Retry{Attempts: 1}})
 	started := make(chan struct{}, 10)
 	polite := func(ctx context.Context, id string) (user, error) {
 		started <- struct{}{}
@@ -95,13 +95,13 @@ func TestCloseDoesNotCountPoliteLoaderAbandoned(t *testing.T) {
 func TestStartupIsNoVersionSwitch(t *testing.T) {
 	name := keyspaceName(t)
 	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}}
-	a := newCache(t, srv.Addr(), o)
+	a := newCache(t, srv(t).Addr(), o)
 	if _, err := a.BumpVersion(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	var buf syncBuffer
 	o.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	c := newCache(t, srv.Addr(), o) // a process started after the bump
+	c := newCache(t, srv(t).Addr(), o) // a process started after the bump
 	if got := c.Keyspace().Version; got != a.Keyspace().Version {
 		t.Fatalf("the new process is on %q, want %q", got, a.Keyspace().Version)
 	}
@@ -126,10 +126,10 @@ func TestStartupIsNoVersionSwitch(t *testing.T) {
 // answer and counted as a fallback.
 func TestGetCancelledByCloseIsNoDegradation(t *testing.T) {
 	o := tiercache.Options[user]{
-		Retry:    tiercache.Retry{Disable: true},
-		Fallback: func(id string, cause error) user { return user{ID: id, Name: "fallback"} },
+		Retry:   tiercache.Retry{Attempts: 1},
+		Degrade: tiercache.Degrade[user]{Fallback: func(id string, cause error) user { return user{ID: id, Name: "fallback"} }},
 	}
-	c := newCache(t, srv.Addr(), o)
+	c := newCache(t, srv(t).Addr(), o)
 	started := make(chan struct{}, 2)
 	ignores := func(ctx context.Context, id string) (user, error) { // a loader that ignores its context
 		started <- struct{}{}

@@ -49,7 +49,7 @@ type seen struct {
 	canLock  bool      // the store has rebuild locks
 	refresh  bool      // a background refresh: never waits
 	timedOut bool      // the wait for another process's rebuild is over
-	failWait bool      // Options.FailOnLockWait
+	failWait bool      // Options.Rebuild.FailOnLockWait
 }
 
 // decide returns what to do with an id after a call showed s.

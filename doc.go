@@ -37,7 +37,7 @@
 //     stops calling a Redis that keeps failing; failing loads are retried
 //     with backoff, then answered with a stale value (ErrStale), a fallback
 //     value (ErrFallback) or the error; a loader that hangs is abandoned at
-//     LoadTimeout.
+//     Rebuild.LoadTimeout.
 //
 // # Consistency
 //
@@ -51,7 +51,7 @@
 //
 // # Observability
 //
-// Stats returns counters per outcome and tier; Options.Recorder receives the
+// Stats returns counters per outcome and tier; Options.Observe.Recorder receives the
 // same events as they happen (package prom exports them to Prometheus), and
 // Options.Logger gets one Debug record per request with cache_key, outcome,
 // tier and latency_ms, and Warn records for degradations.

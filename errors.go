@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tiercache/tiercache/internal/flight"
 )
 
 var (
@@ -14,20 +16,21 @@ var (
 	ErrNotFound = errors.New("tiercache: not found")
 
 	// ErrStale marks a degraded answer: the loader failed and Get returned a
-	// value past its hard expiry, kept for Options.MaxStale. The error also
+	// value past its hard expiry, kept for Options.Degrade.MaxStale. The error also
 	// wraps the loader's error.
 	ErrStale = errors.New("tiercache: stale value served")
 
 	// ErrFallback marks a degraded answer: the loader failed, nothing stale
-	// was left, and Get returned the value of Options.Fallback. The error
+	// was left, and Get returned the value of Options.Degrade.Fallback. The error
 	// also wraps the loader's error.
 	ErrFallback = errors.New("tiercache: fallback value served")
 
 	// ErrLockWait is the error of a request that waited for another
-	// process's rebuild in vain, when Options.FailOnLockWait is set.
+	// process's rebuild in vain, when Options.Rebuild.FailOnLockWait is set.
 	ErrLockWait = errors.New("tiercache: timed out waiting for another process's rebuild")
 
-	// ErrInvalidID is returned for an id that cannot be part of a key.
+	// ErrInvalidID is returned for an id that cannot be part of a key: empty,
+	// longer than 512 bytes, not UTF-8, with control characters or braces.
 	ErrInvalidID = errors.New("tiercache: invalid id")
 
 	// ErrInvalidOptions is returned by New for options it cannot use.
@@ -45,12 +48,14 @@ var (
 	// loader.
 	ErrNilLoader = errors.New("tiercache: nil loader")
 
-	// ErrNoVersionStore is returned by BumpVersion for a cache whose store
-	// keeps no runtime versions (or that has no store).
-	ErrNoVersionStore = errors.New("tiercache: the store cannot hold runtime versions")
+	// ErrPanic is wrapped by the error of a request whose loader panicked
+	// or called runtime.Goexit: every caller sharing that load gets it, its
+	// text holds the panic value, and the process goes on (the next request
+	// loads again). It is never retried.
+	ErrPanic = flight.ErrPanic
 
 	// ErrValueTooLarge is returned by Set for a value whose encoding exceeds
-	// Options.MaxValueSize. (Get serves such a value without caching it.)
+	// Options.L2.MaxValueSize. (Get serves such a value without caching it.)
 	ErrValueTooLarge = errors.New("tiercache: value too large to cache")
 )
 
@@ -60,8 +65,8 @@ func Degraded(err error) bool {
 	return errors.Is(err, ErrStale) || errors.Is(err, ErrFallback)
 }
 
-// MaxIDLength is the longest id the cache accepts, in bytes.
-const MaxIDLength = 512
+// maxIDLength is the longest id the cache accepts, in bytes.
+const maxIDLength = 512
 
 // checkID rejects ids that would make a bad key: empty, too long, not UTF-8,
 // with control characters, or with braces (which would move the key to
@@ -70,8 +75,8 @@ func checkID(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: empty", ErrInvalidID)
-	case len(id) > MaxIDLength:
-		return fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidID, len(id), MaxIDLength)
+	case len(id) > maxIDLength:
+		return fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidID, len(id), maxIDLength)
 	case !utf8.ValidString(id):
 		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidID, id)
 	}

@@ -103,10 +103,10 @@ func ExampleErrNotFound() {
 func ExampleDegraded() {
 	status, err := tiercache.New(&tiercache.Options[map[string]string]{
 		Keyspace: tiercache.Keyspace{Name: "status"},
-		Retry:    tiercache.Retry{Disable: true},
-		Fallback: func(id string, cause error) map[string]string {
+		Retry:    tiercache.Retry{Attempts: 1},
+		Degrade: tiercache.Degrade[map[string]string]{Fallback: func(id string, cause error) map[string]string {
 			return map[string]string{"status": "degraded"}
-		},
+		}},
 	})
 	if err != nil {
 		log.Fatal(err)

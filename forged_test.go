@@ -22,9 +22,9 @@ import (
 // the named id per process.
 func TestForgedWriteCostsReloadsOnly(t *testing.T) {
 	name := keyspaceName(t)
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1TTL: time.Hour}
-	a := newCache(t, srv.Addr(), o)
-	b := newCache(t, srv.Addr(), o)
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
+	a := newCache(t, srv(t).Addr(), o)
+	b := newCache(t, srv(t).Addr(), o)
 	ctx := t.Context()
 	prev := a.Keyspace().Version
 	if _, err := a.BumpVersion(ctx); err != nil {
@@ -41,7 +41,7 @@ func TestForgedWriteCostsReloadsOnly(t *testing.T) {
 	}
 	before := loads.Load()
 	// Anyone who may publish on the channel (it needs no key access).
-	if _, err := srv.Do("PUBLISH", "tiercache:"+name, "w forger "+prev+" victim"); err != nil {
+	if _, err := srv(t).Do("PUBLISH", "tiercache:"+name, "w forger "+prev+" victim"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, func() bool { return a.Stats().WritesRepaired+b.Stats().WritesRepaired >= 2 }, "the message to be handled")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/codec"
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
@@ -80,16 +81,16 @@ func advGenerationSetup(t *testing.T, id string, ao tiercache.Options[user]) *ad
 	t.Helper()
 	ctx := t.Context()
 	name := keyspaceName(t)
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1TTL: time.Hour}
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
 
-	ao.Keyspace, ao.TTL, ao.L1TTL = o.Keyspace, o.TTL, o.L1TTL
+	ao.Keyspace, ao.TTL, ao.L1.TTL = o.Keyspace, o.TTL, o.L1.TTL
 	// HealthInterval of a minute: A's periodic read of the generation is a
 	// minute away (B is 60.2 s), so that only the late messages move it.
-	late := newAdvLateHints(redisstore.New(newRedis(t, srv.Addr()), &redisstore.Options{HealthInterval: time.Minute}))
+	late := newAdvLateHints(redisstore.New(newRedis(t, srv(t).Addr()), &redisstore.Options{HealthInterval: time.Minute}))
 	ao.Store = late
 	a := newCache(t, "", ao)
 	waitSettled(t, a)
-	b := newCache(t, srv.Addr(), o)
+	b := newCache(t, srv(t).Addr(), o)
 
 	late.drop.Store(true)
 	bctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond) // A's stalled subscription will not ack
@@ -113,7 +114,7 @@ func advGenerationSetup(t *testing.T, id string, ao tiercache.Options[user]) *ad
 	if _, err := b.Get(ctx, id, func(context.Context, string) (user, error) { return user{ID: id, Name: "v0"}, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := srv.Do("EXISTS", b.Key(id)); err != nil || v != int64(1) {
+	if v, err := srv(t).Do("EXISTS", b.Key(id)); err != nil || v != int64(1) {
 		t.Fatalf("B's fill of %s: %v %v", b.Key(id), v, err)
 	}
 	b.Close() // B exits (a redeploy): nobody else carries A's writes over
@@ -126,7 +127,7 @@ func (s *advGenSetup) hintLate(t *testing.T) {
 	t.Helper()
 	s.late.drop.Store(false)
 	for _, m := range s.late.held() {
-		if _, err := srv.Do("PUBLISH", s.channel, m); err != nil {
+		if _, err := srv(t).Do("PUBLISH", s.channel, m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,7 +191,7 @@ func TestBulkDeleteCarriedOverSmall(t *testing.T) {
 // advGateCodec is JSON, except that encoding a value named "v1" waits,
 // while gated, until released: a slow codec (large values, compression).
 type advGateCodec struct {
-	tiercache.Codec[user]
+	codec.Codec[user]
 	gated   *atomic.Bool
 	entered chan struct{}
 	release chan struct{}
@@ -219,8 +220,8 @@ func TestSetRacingSwitchCarriedOver(t *testing.T) {
 
 func advSetAcrossSwitch(t *testing.T, during bool) {
 	const id = "x"
-	codec := advGateCodec{Codec: tiercache.JSON[user](), gated: new(atomic.Bool), entered: make(chan struct{}), release: make(chan struct{})}
-	s := advGenerationSetup(t, id, tiercache.Options[user]{Codec: codec})
+	codec := advGateCodec{Codec: codec.JSON[user](), gated: new(atomic.Bool), entered: make(chan struct{}), release: make(chan struct{})}
+	s := advGenerationSetup(t, id, tiercache.Options[user]{L2: tiercache.L2[user]{Codec: codec}})
 	ctx := t.Context()
 
 	set := make(chan error, 1)
@@ -251,7 +252,7 @@ func advSetAcrossSwitch(t *testing.T, during bool) {
 }
 
 func advGet(t *testing.T, key string) string {
-	v, err := srv.Do("GET", key)
+	v, err := srv(t).Do("GET", key)
 	if err != nil {
 		return err.Error()
 	}
@@ -272,10 +273,10 @@ func advGet(t *testing.T, key string) string {
 // the Go side checks that a bump went up.
 func TestBumpPastDoublePrecision(t *testing.T) {
 	name := keyspaceName(t)
-	if _, err := srv.Do("SET", "tiercache:version:"+name, "9007199254740993"); err != nil {
+	if _, err := srv(t).Do("SET", "tiercache:version:"+name, "9007199254740993"); err != nil {
 		t.Fatal(err)
 	}
-	a := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1TTL: time.Hour})
+	a := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}})
 	ctx := t.Context()
 	if _, err := a.Get(ctx, "k", func(context.Context, string) (user, error) { return user{ID: "k", Name: "before"}, nil }); err != nil {
 		t.Fatal(err)

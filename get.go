@@ -27,8 +27,8 @@ type result struct {
 //     one background refresh starts;
 //   - a cached or freshly loaded "not found": (zero, ErrNotFound);
 //   - a failed load: (v, err) with errors.Is(err, ErrStale) if a value within
-//     MaxStale past its hard expiry was left, else (Fallback(id, cause),
-//     err) with errors.Is(err, ErrFallback) if Fallback is set, else
+//     Degrade.MaxStale past its hard expiry was left, else (Fallback(id, cause),
+//     err) with errors.Is(err, ErrFallback) if Degrade.Fallback is set, else
 //     (zero, err). In the first two cases err also wraps the cause, and
 //     Degraded(err) is true;
 //   - ctx ending while it waits: (zero, ctx's error); the load goes on for

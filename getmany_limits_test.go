@@ -18,7 +18,7 @@ import (
 // the ids not answered; the load goes on for the others and is shared: a
 // second GetMany gets every id from the one load.
 func TestGetManyDeadlineMidway(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	db := &batchOrigin{origin: newOrigin()}
 	ids := make([]string, 2000)
 	for i := range ids {
@@ -49,9 +49,9 @@ func TestGetManyDeadlineMidway(t *testing.T) {
 // TestHugeGetMany: a cold GetMany of 50 000 ids in one process and then
 // the same ids from another: bounded time, one batch load.
 func TestHugeGetMany(t *testing.T) {
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, L1Size: 100_000}
-	a := newCache(t, srv.Addr(), o)
-	b := newCache(t, srv.Addr(), o)
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, L1: tiercache.L1[user]{Size: 100_000}}
+	a := newCache(t, srv(t).Addr(), o)
+	b := newCache(t, srv(t).Addr(), o)
 	db := &batchOrigin{origin: newOrigin()}
 	ids := make([]string, 50_000)
 	for i := range ids {

@@ -96,7 +96,7 @@ func (b *batchOrigin) load(ctx context.Context, ids []string) (map[string]user, 
 // message. A second GetMany answers from L1 without Redis.
 func TestGetManyRoundTrips(t *testing.T) {
 	name := keyspaceName(t)
-	writer := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}})
+	writer := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}})
 	db := &batchOrigin{origin: newOrigin()}
 	ids := make([]string, 100)
 	for i := range ids {
@@ -113,7 +113,7 @@ func TestGetManyRoundTrips(t *testing.T) {
 	}
 	// The cache under test starts after the writer's fills, so their
 	// messages do not reach it.
-	rdb := newRedis(t, srv.Addr())
+	rdb := newRedis(t, srv(t).Addr())
 	hook := &roundTrips{}
 	rdb.AddHook(hook)
 	c := newCache(t, "", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Store: redisstore.New(rdb, nil)})
@@ -177,7 +177,7 @@ func summarize(trips [][]string) []string {
 // again by a concurrent GetMany, which gets the Get's value; and a Get of an
 // id a GetMany is loading waits for it.
 func TestGetManySharesLoadsWithGet(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	db := &batchOrigin{origin: newOrigin("a", "b", "c")}
 	release := make(chan struct{})
 	started := make(chan struct{})
@@ -223,9 +223,9 @@ func TestGetManySharesLoadsWithGet(t *testing.T) {
 // and nothing is cached as a value.
 func TestGetManyLoadFailure(t *testing.T) {
 	clk := newClock()
-	o := tiercache.Options[user]{TTL: time.Minute, MaxStale: time.Hour, DisableJitter: true, Retry: tiercache.Retry{Disable: true}}
+	o := tiercache.Options[user]{TTL: time.Minute, Degrade: tiercache.Degrade[user]{MaxStale: time.Hour}, Jitter: -1, Retry: tiercache.Retry{Attempts: 1}}
 	tiercache.SetClock(&o, clk.Now)
-	c := newCache(t, srv.Addr(), o)
+	c := newCache(t, srv(t).Addr(), o)
 	db := &batchOrigin{origin: newOrigin("1", "2")}
 	if _, err := c.GetMany(t.Context(), []string{"1"}, db.load); err != nil {
 		t.Fatal(err)

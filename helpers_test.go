@@ -20,22 +20,26 @@ import (
 	"github.com/tiercache/tiercache/redisstore"
 )
 
-// srv is this package's private redis-server; tests that break Redis start
-// their own.
-var srv *cachetest.Server
+// shared is this package's private redis-server, started by the first test
+// that needs it; tests that break Redis start their own. Where redis-server
+// is not installed the tests that need it skip, saying so, and the
+// in-process ones run.
+var shared cachetest.Shared
+
+// srv returns the shared redis-server.
+func srv(tb testing.TB) *cachetest.Server {
+	tb.Helper()
+	return shared.Server(tb)
+}
 
 func TestMain(m *testing.M) {
 	// go-redis logs every failed dial itself; the tests that kill Redis
 	// would fill the output with them.
 	redis.SetLogger(quietLogger{})
-	var err error
-	srv, err = cachetest.RunRedis(cachetest.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	srv.Close()
+	if err := shared.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	os.Exit(code)
 }
 

@@ -7,11 +7,11 @@ import (
 )
 
 // FuzzCheckID checks the id rules as properties: checkID never panics, and
-// an id it accepts is non-empty, at most MaxIDLength bytes, valid UTF-8, and
+// an id it accepts is non-empty, at most maxIDLength bytes, valid UTF-8, and
 // free of control characters and braces, so that its key reads well in
 // redis-cli and keeps its helper keys in its Redis Cluster slot.
 func FuzzCheckID(f *testing.F) {
-	for _, s := range []string{"42", "", "a b", "user:7", "é", "a\x00", "{x}", "\xff", strings.Repeat("x", MaxIDLength+1), "a\u0085b"} {
+	for _, s := range []string{"42", "", "a b", "user:7", "é", "a\x00", "{x}", "\xff", strings.Repeat("x", maxIDLength+1), "a\u0085b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
@@ -19,7 +19,7 @@ func FuzzCheckID(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if id == "" || len(id) > MaxIDLength || !utf8.ValidString(id) {
+		if id == "" || len(id) > maxIDLength || !utf8.ValidString(id) {
 			t.Fatalf("checkID accepted %q", id)
 		}
 		for _, r := range id {

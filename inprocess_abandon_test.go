@@ -11,7 +11,7 @@ import (
 // K: an abandoned load that later succeeds finishes its call with
 // (fetched{}, nil): a caller still joined to it dereferences a nil entry.
 func TestInProcessAbandonedSuccessNilEntry(t *testing.T) {
-	c := inprocNew(t, tiercache.Options[user]{LoadTimeout: 10 * time.Millisecond})
+	c := inprocNew(t, tiercache.Options[user]{Rebuild: tiercache.Rebuild{LoadTimeout: 10 * time.Millisecond}})
 	entered, finish := make(chan struct{}), make(chan struct{})
 	go c.Get(context.Background(), "42", func(ctx context.Context, id string) (user, error) {
 		close(entered)

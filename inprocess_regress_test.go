@@ -10,7 +10,7 @@ import (
 
 func inprocNew(t *testing.T, o tiercache.Options[user]) *tiercache.Cache[user] {
 	t.Helper()
-	o.Retry.Disable = true
+	o.Retry.Attempts = 1
 	if o.Keyspace.Name == "" {
 		o.Keyspace.Name = "inproc"
 	}
@@ -25,7 +25,7 @@ func inprocNew(t *testing.T, o tiercache.Options[user]) *tiercache.Cache[user] {
 // A: a Get that joins a call led by GetMany (Store nil) gets an immediate
 // "abandoned" error: GetMany's call has a zero Deadline.
 func TestInProcessGetJoinsGetMany(t *testing.T) {
-	c := inprocNew(t, tiercache.Options[user]{LoadTimeout: 5 * time.Second})
+	c := inprocNew(t, tiercache.Options[user]{Rebuild: tiercache.Rebuild{LoadTimeout: 5 * time.Second}})
 	entered, release := make(chan struct{}), make(chan struct{})
 	batch := func(ctx context.Context, ids []string) (map[string]user, error) {
 		close(entered)
@@ -56,7 +56,7 @@ func TestInProcessGetJoinsGetMany(t *testing.T) {
 // B: a GetMany that joins a call led by Get whose loader ignores its context
 // waits for its own ctx, not LoadTimeout+abandonAfter.
 func TestInProcessGetManyJoinsStuckGet(t *testing.T) {
-	c := inprocNew(t, tiercache.Options[user]{LoadTimeout: 50 * time.Millisecond})
+	c := inprocNew(t, tiercache.Options[user]{Rebuild: tiercache.Rebuild{LoadTimeout: 50 * time.Millisecond}})
 	entered, unstick := make(chan struct{}), make(chan struct{})
 	defer close(unstick)
 	go func() {
@@ -85,7 +85,7 @@ func TestInProcessGetManyJoinsStuckGet(t *testing.T) {
 // deadline, the next caller joins the dead call and gets an "abandoned"
 // error at once, its own loader never called.
 func TestInProcessStaleCallSacrificesCaller(t *testing.T) {
-	c := inprocNew(t, tiercache.Options[user]{LoadTimeout: 30 * time.Millisecond})
+	c := inprocNew(t, tiercache.Options[user]{Rebuild: tiercache.Rebuild{LoadTimeout: 30 * time.Millisecond}})
 	unstick := make(chan struct{})
 	defer close(unstick)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)

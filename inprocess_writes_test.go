@@ -14,7 +14,7 @@ import (
 // I: origin updated, then Set or Delete; after that returns, no Get may
 // return an older version (Store nil).
 func TestInProcessNoStaleAfterWrite(t *testing.T) {
-	c := inprocNew(t, tiercache.Options[user]{L1Size: 100, TTL: time.Hour})
+	c := inprocNew(t, tiercache.Options[user]{L1: tiercache.L1[user]{Size: 100}, TTL: time.Hour})
 	var origin [4]atomic.Int64
 	load := func(ctx context.Context, id string) (user, error) {
 		i := int(id[0] - '0')
@@ -73,7 +73,7 @@ func TestInProcessNoStaleAfterWrite(t *testing.T) {
 // no goroutines left.
 func TestInProcessCloseDuringLoads(t *testing.T) {
 	base := runtime.NumGoroutine()
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "x"}, LoadTimeout: 10 * time.Second}
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "x"}, Rebuild: tiercache.Rebuild{LoadTimeout: 10 * time.Second}}
 	c, err := tiercache.New(&o)
 	if err != nil {
 		t.Fatal(err)

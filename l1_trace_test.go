@@ -65,7 +65,7 @@ func otterRatio(keys []string, size int) float64 {
 // tiercacheRatio replays keys through Get of an in-process cache with L1Size
 // size: a hit is a Get that does not call the loader.
 func tiercacheRatio(t testing.TB, keys []string, size int) float64 {
-	c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "trace"}, L1Size: size})
+	c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "trace"}, L1: tiercache.L1[int]{Size: size}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestL1StaysWithinItsBound(t *testing.T) {
 	const size, perWorker = 1000, 20_000
 	for _, workers := range []int{1, 8} {
 		t.Run(strconv.Itoa(workers)+"-goroutines", func(t *testing.T) {
-			c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "bound"}, L1Size: size})
+			c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "bound"}, L1: tiercache.L1[int]{Size: size}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +187,7 @@ func TestInProcessMissAllocations(t *testing.T) {
 	if raceDetector {
 		t.Skip("allocation counts run without -race (make test runs them in a pass of their own)")
 	}
-	c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "allocs"}, L1Size: 100})
+	c, err := tiercache.New(&tiercache.Options[int]{Keyspace: tiercache.Keyspace{Name: "allocs"}, L1: tiercache.L1[int]{Size: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}

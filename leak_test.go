@@ -28,9 +28,9 @@ func advLiveGoroutines() []string {
 // one group ... so Close waits for all of them" (Failures, Lifecycle).
 func TestCloseLeavesNoGoroutine(t *testing.T) {
 	clk := newClock()
-	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, L1TTL: time.Hour}
+	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
 	tiercache.SetClock(&o, clk.Now)
-	c := newCache(t, srv.Addr(), o)
+	c := newCache(t, srv(t).Addr(), o)
 	ctx := t.Context()
 	db := newOrigin("a", "b", "c")
 	for _, id := range []string{"a", "b", "c"} {

@@ -18,8 +18,8 @@ import (
 // move the whole fleet's keyspace to a new generation.
 func TestBumpVersionAfterClose(t *testing.T) {
 	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}}
-	a := newCache(t, srv.Addr(), o)
-	b := newCache(t, srv.Addr(), o)
+	a := newCache(t, srv(t).Addr(), o)
+	b := newCache(t, srv(t).Addr(), o)
 	before := b.Keyspace().Version
 	a.Close()
 
@@ -28,7 +28,7 @@ func TestBumpVersionAfterClose(t *testing.T) {
 		t.Errorf("BumpVersion after Close: err = %v, want ErrClosed (it returned %+v)", err, bumped)
 	}
 	// Whatever it returned, the stored generation must not have moved.
-	v, derr := srv.Do("GET", "tiercache:version:"+o.Keyspace.Name)
+	v, derr := srv(t).Do("GET", "tiercache:version:"+o.Keyspace.Name)
 	if derr != nil {
 		t.Fatal(derr)
 	}

@@ -18,7 +18,7 @@ import (
 func TestMaxValueSize(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{MaxValueSize: 100, Logger: logger})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{L2: tiercache.L2[user]{MaxValueSize: 100}, Logger: logger})
 	big := user{Name: strings.Repeat("x", 200)}
 	loads := 0
 	load := func(ctx context.Context, id string) (user, error) { loads++; return big, nil }
@@ -32,7 +32,7 @@ func TestMaxValueSize(t *testing.T) {
 	if loads != 2 {
 		t.Fatalf("loader called %d times, want 2 (the value is cached nowhere)", loads)
 	}
-	if n, _ := srv.Do("EXISTS", c.Key("big")); n != int64(0) {
+	if n, _ := srv(t).Do("EXISTS", c.Key("big")); n != int64(0) {
 		t.Fatal("the oversized value was written to Redis")
 	}
 	if s := c.Stats(); s.Oversize != 2 {
@@ -52,7 +52,7 @@ func TestMaxValueSize(t *testing.T) {
 	}
 	// 64 KiB under the key with a valid header: a miss, not decoded.
 	raw := string(wire.AppendHeader(nil, wire.Header{Codec: 1, KeyHash: wire.KeyHash(c.Key("raw"))})) + `"` + strings.Repeat("y", 64<<10) + `"`
-	if _, err := srv.Do("SET", c.Key("raw"), raw); err != nil {
+	if _, err := srv(t).Do("SET", c.Key("raw"), raw); err != nil {
 		t.Fatal(err)
 	}
 	u, err := c.Get(ctx, "raw", func(context.Context, string) (user, error) { return user{Name: "small"}, nil })
@@ -64,8 +64,7 @@ func TestMaxValueSize(t *testing.T) {
 // TestL1Weight bounds L1 by weight.
 func TestL1Weight(t *testing.T) {
 	c := newCache(t, "", tiercache.Options[user]{
-		L1MaxWeight: 1000,
-		L1Weigher:   func(id string, u user) uint32 { return uint32(len(u.Name)) },
+		L1: tiercache.L1[user]{Size: 1000, Weigher: func(id string, u user) uint32 { return uint32(len(u.Name)) }},
 	})
 	load := func(ctx context.Context, id string) (user, error) { return user{Name: strings.Repeat("n", 100)}, nil }
 	for i := range 200 { // 20 000 of weight for a bound of 1 000
@@ -75,11 +74,11 @@ func TestL1Weight(t *testing.T) {
 	}
 	waitUntil(t, func() bool { return c.Stats().L1Size <= 10 }, "L1 to hold at most 10 entries of weight 100")
 	for _, o := range []tiercache.Options[user]{
-		{Keyspace: tiercache.Keyspace{Name: "u"}, L1Size: 10, L1MaxWeight: 10, L1Weigher: func(string, user) uint32 { return 1 }},
-		{Keyspace: tiercache.Keyspace{Name: "u"}, L1MaxWeight: 10},
+		{Keyspace: tiercache.Keyspace{Name: "u"}, L1: tiercache.L1[user]{Weigher: func(string, user) uint32 { return 1 }}},
+		{Keyspace: tiercache.Keyspace{Name: "u"}, L1: tiercache.L1[user]{Size: -10, Weigher: func(string, user) uint32 { return 1 }}},
 	} {
 		if _, err := tiercache.New(&o); !errors.Is(err, tiercache.ErrInvalidOptions) {
-			t.Errorf("New with L1Size %d, L1MaxWeight %d, weigher %v: err %v, want ErrInvalidOptions", o.L1Size, o.L1MaxWeight, o.L1Weigher != nil, err)
+			t.Errorf("New with L1.Size %d and a weigher: err %v, want ErrInvalidOptions", o.L1.Size, err)
 		}
 	}
 }
@@ -88,8 +87,8 @@ func TestL1Weight(t *testing.T) {
 // without seeing each other's entries or messages.
 func TestPrefixIsolates(t *testing.T) {
 	name := keyspaceName(t)
-	app1 := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Prefix: "app1:"})
-	app2 := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Prefix: "app2:"})
+	app1 := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Prefix: "app1:"})
+	app2 := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Prefix: "app2:"})
 	ctx := t.Context()
 	app1.Get(ctx, "1", func(context.Context, string) (user, error) { return user{Name: "app1's"}, nil })
 	u, _ := app2.Get(ctx, "1", func(context.Context, string) (user, error) { return user{Name: "app2's"}, nil })

@@ -91,12 +91,11 @@ func isLockScript(cmd []byte) bool {
 // process exists.
 func TestLostLockReplyIsNotAnotherProcess(t *testing.T) {
 	d := &advLoseReply{match: isLockScript}
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: d.dial})
+	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true, Dialer: d.dial})
 	t.Cleanup(func() { rdb.Close() })
 	c := newCache(t, "", tiercache.Options[user]{
 		Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, Store: redisstore.New(rdb, nil),
-		LockTTL: 2 * time.Second, LockWait: 500 * time.Millisecond, FailOnLockWait: true,
-	})
+		Rebuild: tiercache.Rebuild{LockTTL: 2 * time.Second, LockWait: 500 * time.Millisecond, FailOnLockWait: true}})
 	waitSettled(t, c)
 	db := newOrigin("warm", "lost")
 	// Warm up: the scripts are loaded in Redis (EVALSHA answers).
@@ -134,10 +133,10 @@ func TestLostFillReplyCountsNoLostFill(t *testing.T) {
 	d := &advLoseReply{match: func(cmd []byte) bool {
 		return bytes.HasPrefix(cmd, []byte("*10\r\n")) && bytes.Contains(bytes.ToLower(cmd), []byte("eval")) && bytes.Contains(cmd, []byte(":lost}:lock"))
 	}}
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, Dialer: d.dial})
+	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true, Dialer: d.dial})
 	t.Cleanup(func() { rdb.Close() })
 	c := newCache(t, "", tiercache.Options[user]{
-		Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, Store: redisstore.New(rdb, nil), TTL: time.Hour, L1TTL: time.Hour,
+		Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, Store: redisstore.New(rdb, nil), TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour},
 	})
 	waitSettled(t, c)
 	db := newOrigin("warm", "lost")
@@ -151,7 +150,7 @@ func TestLostFillReplyCountsNoLostFill(t *testing.T) {
 	if d.lost.Load() != 1 {
 		t.Fatalf("the fault was not injected (%d replies lost)", d.lost.Load())
 	}
-	n, _ := srv.Do("EXISTS", c.Key("lost"))
+	n, _ := srv(t).Do("EXISTS", c.Key("lost"))
 	before := c.Stats()
 	c.Get(t.Context(), "lost", db.load)
 	after := c.Stats()

@@ -330,15 +330,14 @@ func (r *mdlRun) addProc(f *mdlFamily) *mdlProc {
 	t.Cleanup(func() { rdb.Close() })
 	store := redisstore.New(rdb, &redisstore.Options{HealthInterval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond})
 	c, err := tiercache.New(&tiercache.Options[mdlValue]{
-		Keyspace:      tiercache.Keyspace{Name: f.ks, Version: "v1"},
-		Prefix:        f.prefix,
-		Store:         store,
-		TTL:           time.Hour,
-		StaleTTL:      r.ph.staleTTL,
-		L1TTL:         mdlL1TTL,
-		LockTTL:       2 * time.Second,
-		LoadTimeout:   time.Second,
-		DisableJitter: true,
+		Keyspace: tiercache.Keyspace{Name: f.ks, Version: "v1"},
+		Prefix:   f.prefix,
+		Store:    store,
+		TTL:      time.Hour,
+		StaleTTL: r.ph.staleTTL,
+		L1:       tiercache.L1[mdlValue]{TTL: mdlL1TTL},
+		Rebuild:  tiercache.Rebuild{LockTTL: 2 * time.Second, LoadTimeout: time.Second},
+		Jitter:   -1,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -40,10 +40,10 @@ func TestDebugLogPerRequest(t *testing.T) {
 	clk := newClock()
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, L1TTL: time.Hour, DisableJitter: true, Logger: logger}
+	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}, Jitter: -1, Logger: logger}
 	tiercache.SetClock(&o, clk.Now)
-	a := newCache(t, srv.Addr(), o)
-	b := newCache(t, srv.Addr(), o)
+	a := newCache(t, srv(t).Addr(), o)
+	b := newCache(t, srv(t).Addr(), o)
 	db := newOrigin("1")
 	ctx := t.Context()
 
@@ -97,8 +97,8 @@ func TestDebugLogPerRequest(t *testing.T) {
 // TestStatsHandCount checks the counters against a deterministic sequence
 // counted by hand, including loads shared by concurrent callers.
 func TestStatsHandCount(t *testing.T) {
-	a := newCache(t, srv.Addr(), tiercache.Options[user]{})
-	b := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	a := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
+	b := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	db := newOrigin()
 	for i := range 5 {
 		db.rows[strconv.Itoa(i)] = user{ID: strconv.Itoa(i)}
@@ -165,7 +165,7 @@ func TestHooks(t *testing.T) {
 	add := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
 	c := newCache(t, "", tiercache.Options[user]{
 		Retry: tiercache.Retry{Attempts: 2, Base: time.Millisecond, Max: time.Millisecond},
-		Hooks: tiercache.Hooks{
+		Observe: stats.Observe{Hooks: stats.Hooks{
 			Get: func(ctx context.Context, key string) (context.Context, func(stats.Outcome, stats.Tier, error)) {
 				add("get " + key)
 				return context.WithValue(ctx, spanKey{}, "span"), func(o stats.Outcome, tr stats.Tier, err error) {
@@ -176,7 +176,7 @@ func TestHooks(t *testing.T) {
 				add("load " + strconv.Itoa(attempt) + " " + ctx.Value(spanKey{}).(string))
 				return ctx, func(err error) { add("loaded " + strconv.FormatBool(err == nil)) }
 			},
-		},
+		}},
 	})
 	fails := 1
 	load := func(ctx context.Context, id string) (user, error) {
@@ -215,7 +215,7 @@ func BenchmarkL1HitObservability(b *testing.B) {
 		{"no-logger", tiercache.Options[user]{}},
 		{"debug-off", tiercache.Options[user]{Logger: info}},
 		{"debug-on", tiercache.Options[user]{Logger: debug}},
-		{"recorder", tiercache.Options[user]{Recorder: stats.NewCounter()}},
+		{"recorder", tiercache.Options[user]{Observe: stats.Observe{Recorder: stats.NewCounter()}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			bc.o.Keyspace.Name = "bench"

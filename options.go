@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/tiercache/tiercache/codec"
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/keys"
 	"github.com/tiercache/tiercache/stats"
@@ -24,7 +25,13 @@ type Keyspace struct {
 }
 
 // Options configure a Cache. The zero value of every field means its
-// documented default; only Keyspace.Name is required.
+// documented default; only Keyspace.Name is required. Where a number can
+// turn a feature off, a negative value does (Jitter, EarlyRefreshBeta,
+// Breaker.Failures).
+//
+// The everyday settings are at the top level; tuning is grouped by what it
+// tunes: the in-process tier (L1), the shared tier (L2), rebuilds
+// (Rebuild), a failing loader (Retry, Degrade) and observation (Observe).
 type Options[V any] struct {
 	// Keyspace names and versions the keys. Keyspace.Name is required.
 	Keyspace Keyspace
@@ -50,20 +57,53 @@ type Options[V any] struct {
 	NegativeTTL time.Duration
 	// Jitter spreads every TTL written (positive and negative, both tiers)
 	// uniformly by ±Jitter of its length, so that keys written together do
-	// not expire together. Default 0.1 (±10%); at most 0.5.
+	// not expire together. Default 0.1 (±10%); at most 0.5; negative: none,
+	// every TTL written exactly as configured.
 	Jitter float64
-	// DisableJitter writes every TTL exactly as configured.
-	DisableJitter bool
 
-	// L1Size bounds the in-process tier (L1) by number of entries. Default
-	// 10 000. L1 uses W-TinyLFU admission (github.com/maypok86/otter/v2).
-	L1Size int
-	// L1MaxWeight bounds L1 by total weight instead of by entries, each
-	// entry weighing what L1Weigher says (e.g. its size in bytes). Set both
-	// or neither; L1Size must then be 0.
-	L1MaxWeight uint64
-	// L1Weigher gives the weight of a value in L1, for L1MaxWeight.
-	L1Weigher func(id string, v V) uint32
+	// Logger receives structured logs: one Debug record per request and
+	// Warn records for degradations, once per event. Nil means silent.
+	Logger *slog.Logger
+
+	// L1 tunes the in-process tier.
+	L1 L1[V]
+	// L2 tunes the use of the shared tier (Store).
+	L2 L2[V]
+	// Rebuild tunes how a missing or expiring value is rebuilt.
+	Rebuild Rebuild
+	// Retry governs how a failing loader is retried.
+	Retry Retry
+	// Degrade says what to serve when the loader fails.
+	Degrade Degrade[V]
+	// Observe receives what the cache does, for metrics and tracing.
+	Observe stats.Observe
+
+	// now replaces the cache's clock in tests (see export_test.go).
+	now func() time.Time
+}
+
+// L1 tunes the in-process tier, a W-TinyLFU cache
+// (github.com/maypok86/otter/v2) bounded by entries or by weight.
+type L1[V any] struct {
+	// Size bounds L1: the number of entries, or, with Weigher, their total
+	// weight. Default 10 000 entries; required with Weigher.
+	Size int
+	// Weigher, if set, gives the weight of a value in L1 (e.g. its size in
+	// bytes), and Size bounds the total.
+	Weigher func(id string, v V) uint32
+	// TTL bounds how long a process answers from its L1 copy of a value
+	// without asking the shared tier, a backstop for invalidations it may
+	// have missed. Default 1 minute; it never extends a value's own TTL.
+	// Ignored without a Store.
+	TTL time.Duration
+}
+
+// L2 tunes the use of the shared tier.
+type L2[V any] struct {
+	// Codec encodes values for the shared tier. Default JSON
+	// (encoding/json), so that entries stay readable with redis-cli and from
+	// other languages.
+	Codec codec.Codec[V]
 	// MaxValueSize bounds the encoded size of a value in the shared tier, in
 	// bytes: a bigger loaded value is served but cached in neither tier
 	// (logged once per cache, counted as an "oversize" event), Set refuses
@@ -71,16 +111,14 @@ type Options[V any] struct {
 	// is a miss, never decoded, so that nothing read from Redis makes the
 	// cache allocate much beyond the bytes received. Default 1 MiB.
 	MaxValueSize int
-	// L1TTL bounds how long a process answers from its L1 copy of a value
-	// without asking the shared tier, a backstop for invalidation messages
-	// it may have missed. Default 1 minute; it never extends a value's own
-	// TTL. Ignored without a Store.
-	L1TTL time.Duration
+	// Breaker governs the circuit breaker in front of the shared tier.
+	Breaker Breaker
+}
 
-	// Codec encodes values for the shared tier. Default JSON (encoding/json),
-	// so that entries stay readable with redis-cli and from other languages.
-	Codec Codec[V]
-
+// Rebuild tunes how a missing or expiring value is rebuilt: one caller in
+// the fleet loads it under a lock in the shared tier while the others wait
+// for its value or serve a stale one.
+type Rebuild struct {
 	// LockTTL is how long a process holds a key's rebuild lock in the shared
 	// tier at most; a holder that dies releases it by expiry. It should
 	// exceed the loader's usual duration. Default 5 seconds.
@@ -96,22 +134,23 @@ type Options[V any] struct {
 	// instead). Default LockTTL: a load that outlives its lock cannot store
 	// its value anyway.
 	LoadTimeout time.Duration
-
 	// EarlyRefreshBeta is β of probabilistic early refresh (XFetch,
 	// Vattani et al., VLDB 2015): a read at time t before the soft expiry
 	// starts a background refresh with probability exp(-(soft-t)/(β·Δ)),
 	// Δ being how long the last rebuild took. Larger β refreshes earlier.
-	// Default 1.
+	// Default 1; negative: no early refresh.
 	EarlyRefreshBeta float64
-	// DisableEarlyRefresh turns early refresh off.
-	DisableEarlyRefresh bool
 	// MaxRefreshes bounds the background refreshes running at once; a
 	// refresh past the bound is skipped (the stale value is served, and a
 	// later read tries again). Default 64.
 	MaxRefreshes int
+}
 
-	// Retry governs how a failing loader is retried.
-	Retry Retry
+// Degrade says what a request is answered when the loader fails (after its
+// retries): a stale value kept for MaxStale if there is one, else Fallback's
+// value, else the error. A degraded answer is a value with an error for which
+// Degraded reports true.
+type Degrade[V any] struct {
 	// MaxStale keeps values in L1 for this long past their hard expiry, to
 	// be served when the loader fails (stale-if-error): Get then returns
 	// the value with an error wrapping ErrStale and the cause. Default 0:
@@ -121,45 +160,23 @@ type Options[V any] struct {
 	// no stale value is left; Get then returns it with an error wrapping
 	// ErrFallback and the cause. It must not block.
 	Fallback func(id string, cause error) V
-
-	// Breaker governs the circuit breaker in front of the shared tier.
-	Breaker Breaker
-
-	// DisableInvalidation turns off the messages through which processes
-	// drop each other's L1 copies on Set and Delete and wake each other
-	// after a rebuild. L1 copies then live up to L1TTL after a change.
-	DisableInvalidation bool
-
-	// Logger receives structured logs: one Debug record per request and
-	// Warn records for degradations, once per event. Nil means silent.
-	Logger *slog.Logger
-	// Recorder, if set, receives every stats event as it happens, in
-	// addition to the counters read with Cache.Stats. Evictions reach it
-	// after L1's insertion that caused them, outside the cache's locks.
-	Recorder stats.Recorder
-	// Hooks, if set, are called around requests and loads, for tracing.
-	Hooks Hooks
-
-	// now replaces the cache's clock in tests (see export_test.go).
-	now func() time.Time
 }
 
 // Retry governs how a failing loader is retried: up to Attempts calls in
 // all, separated by exponential backoff with full jitter (a random wait
-// between 0 and min(Max, Base·2^n)), within LoadTimeout. The zero value means
-// the defaults.
+// between 0 and min(Max, Base·2^n)), within Rebuild.LoadTimeout. The zero
+// value means the defaults.
 type Retry struct {
-	// Attempts is the number of loader calls in all. Default 3.
+	// Attempts is the number of loader calls in all: 1 makes a single
+	// attempt. Default 3.
 	Attempts int
-	// Disable makes a single attempt.
-	Disable bool
 	// Base is the backoff before the second attempt. Default 100 ms.
 	Base time.Duration
 	// Max caps the backoff. Default 800 ms.
 	Max time.Duration
 	// Retryable reports whether an error is worth another attempt. Default:
-	// every error except ErrNotFound and context errors, which are never
-	// retried whatever Retryable says.
+	// every error except ErrNotFound, context errors and a loader's panic,
+	// which are never retried whatever Retryable says.
 	Retryable func(error) bool
 }
 
@@ -169,43 +186,74 @@ type Retry struct {
 // through to probe, and closes again if it succeeds. The zero value means
 // the defaults.
 type Breaker struct {
-	// Failures opens the breaker. Default 5.
+	// Failures opens the breaker. Default 5; negative: the breaker never
+	// opens and every call goes to the tier.
 	Failures int
 	// Cooldown is how long it stays open before probing. Default 1 second.
 	Cooldown time.Duration
-	// Disable turns the breaker off: every call goes to the tier.
-	Disable bool
 }
 
-// Defaults.
+// The defaults, documented on the fields they fill.
 const (
-	DefaultTTL          = 5 * time.Minute
-	DefaultNegativeTTL  = time.Minute
-	DefaultJitter       = 0.1
-	DefaultL1Size       = 10_000
-	DefaultL1TTL        = time.Minute
-	DefaultLockTTL      = 5 * time.Second
-	DefaultMaxRefreshes = 64
-	DefaultMaxValueSize = 1 << 20
+	defaultTTL          = 5 * time.Minute
+	defaultNegativeTTL  = time.Minute
+	defaultJitter       = 0.1
+	defaultL1Size       = 10_000
+	defaultL1TTL        = time.Minute
+	defaultLockTTL      = 5 * time.Second
+	defaultMaxRefreshes = 64
+	defaultMaxValueSize = 1 << 20
 	defaultVersion      = "v1"
 	defaultAttempts     = 3
 	defaultBackoffBase  = 100 * time.Millisecond
 	defaultBackoffMax   = 800 * time.Millisecond
 	defaultFailures     = 5
 	defaultCooldown     = time.Second
+	defaultEarlyBeta    = 1
 )
 
-// config is Options with the defaults filled in and checked.
+// config is Options with the defaults filled in and checked, flat: the
+// cache's code reads c.cfg.LockTTL whatever group the option is in.
 type config[V any] struct {
-	Options[V]
-	earlyBeta float64 // 0 when early refresh is off
+	Keyspace                       Keyspace
+	Prefix                         string
+	Store                          driver.Store
+	TTL, StaleTTL, NegativeTTL     time.Duration
+	Jitter                         float64 // 0: none
+	Logger                         *slog.Logger
+	L1Size                         int
+	L1MaxWeight                    uint64
+	L1Weigher                      func(id string, v V) uint32
+	L1TTL                          time.Duration
+	Codec                          codec.Codec[V]
+	MaxValueSize                   int
+	Breaker                        Breaker // Failures 0: never opens
+	LockTTL, LockWait, LoadTimeout time.Duration
+	FailOnLockWait                 bool
+	earlyBeta                      float64 // 0: no early refresh
+	MaxRefreshes                   int
+	Retry                          Retry
+	MaxStale                       time.Duration
+	Fallback                       func(id string, cause error) V
+	Recorder                       stats.Recorder
+	Hooks                          stats.Hooks
+	now                            func() time.Time
 }
 
 func (o *Options[V]) resolve() (*config[V], error) {
 	if o == nil {
 		return nil, fmt.Errorf("%w: nil options", ErrInvalidOptions)
 	}
-	c := &config[V]{Options: *o}
+	c := &config[V]{
+		Keyspace: o.Keyspace, Prefix: o.Prefix, Store: o.Store,
+		TTL: o.TTL, StaleTTL: o.StaleTTL, NegativeTTL: o.NegativeTTL, Jitter: o.Jitter, Logger: o.Logger,
+		L1Size: o.L1.Size, L1Weigher: o.L1.Weigher, L1TTL: o.L1.TTL,
+		Codec: o.L2.Codec, MaxValueSize: o.L2.MaxValueSize, Breaker: o.L2.Breaker,
+		LockTTL: o.Rebuild.LockTTL, LockWait: o.Rebuild.LockWait, LoadTimeout: o.Rebuild.LoadTimeout,
+		FailOnLockWait: o.Rebuild.FailOnLockWait, MaxRefreshes: o.Rebuild.MaxRefreshes,
+		Retry: o.Retry, MaxStale: o.Degrade.MaxStale, Fallback: o.Degrade.Fallback,
+		Recorder: o.Observe.Recorder, Hooks: o.Observe.Hooks, now: o.now,
+	}
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf(format, args...))
@@ -231,17 +279,17 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		d    *time.Duration
 		def  time.Duration
 	}{
-		{"TTL", &c.TTL, DefaultTTL},
+		{"TTL", &c.TTL, defaultTTL},
 		{"StaleTTL", &c.StaleTTL, 0},
-		{"NegativeTTL", &c.NegativeTTL, DefaultNegativeTTL},
-		{"L1TTL", &c.L1TTL, DefaultL1TTL},
-		{"LockTTL", &c.LockTTL, DefaultLockTTL},
-		{"LockWait", &c.LockWait, 0},
-		{"LoadTimeout", &c.LoadTimeout, 0},
-		{"MaxStale", &c.MaxStale, 0},
+		{"NegativeTTL", &c.NegativeTTL, defaultNegativeTTL},
+		{"L1.TTL", &c.L1TTL, defaultL1TTL},
+		{"Rebuild.LockTTL", &c.LockTTL, defaultLockTTL},
+		{"Rebuild.LockWait", &c.LockWait, 0},
+		{"Rebuild.LoadTimeout", &c.LoadTimeout, 0},
+		{"Degrade.MaxStale", &c.MaxStale, 0},
 		{"Retry.Base", &c.Retry.Base, defaultBackoffBase},
 		{"Retry.Max", &c.Retry.Max, defaultBackoffMax},
-		{"Breaker.Cooldown", &c.Breaker.Cooldown, defaultCooldown},
+		{"L2.Breaker.Cooldown", &c.Breaker.Cooldown, defaultCooldown},
 	}
 	for _, f := range durations {
 		switch {
@@ -252,7 +300,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		}
 	}
 	if c.LockTTL > 0 && c.LockTTL < time.Millisecond {
-		bad("LockTTL %v is under a millisecond, the lock's resolution", c.LockTTL)
+		bad("Rebuild.LockTTL %v is under a millisecond, the lock's resolution", c.LockTTL)
 	}
 	if c.LockWait == 0 {
 		c.LockWait = c.LockTTL
@@ -265,33 +313,38 @@ func (o *Options[V]) resolve() (*config[V], error) {
 	}
 
 	switch {
-	case math.IsNaN(c.Jitter) || c.Jitter < 0 || c.Jitter > 0.5:
-		bad("Jitter %v is outside [0, 0.5]", c.Jitter)
-	case c.DisableJitter:
+	case math.IsNaN(c.Jitter) || c.Jitter > 0.5:
+		bad("Jitter %v is not at most 0.5", c.Jitter)
+	case c.Jitter < 0:
 		c.Jitter = 0
 	case c.Jitter == 0:
-		c.Jitter = DefaultJitter
+		c.Jitter = defaultJitter
+	}
+
+	switch beta := o.Rebuild.EarlyRefreshBeta; {
+	case math.IsNaN(beta) || math.IsInf(beta, 1):
+		bad("Rebuild.EarlyRefreshBeta %v is not a finite number", beta)
+	case beta < 0: // off
+	case beta == 0:
+		c.earlyBeta = defaultEarlyBeta
+	default:
+		c.earlyBeta = beta
 	}
 
 	switch {
-	case math.IsNaN(c.EarlyRefreshBeta) || math.IsInf(c.EarlyRefreshBeta, 0) || c.EarlyRefreshBeta < 0:
-		bad("EarlyRefreshBeta %v is not a finite non-negative number", c.EarlyRefreshBeta)
-	case c.DisableEarlyRefresh:
-	case c.EarlyRefreshBeta == 0:
-		c.earlyBeta = 1
-	default:
-		c.earlyBeta = c.EarlyRefreshBeta
+	case c.Breaker.Failures < 0:
+		c.Breaker.Failures = 0 // never opens
+	case c.Breaker.Failures == 0:
+		c.Breaker.Failures = defaultFailures
 	}
-
 	ints := []struct {
 		name string
 		n    *int
 		def  int
 	}{
-		{"MaxValueSize", &c.MaxValueSize, DefaultMaxValueSize},
-		{"MaxRefreshes", &c.MaxRefreshes, DefaultMaxRefreshes},
+		{"L2.MaxValueSize", &c.MaxValueSize, defaultMaxValueSize},
+		{"Rebuild.MaxRefreshes", &c.MaxRefreshes, defaultMaxRefreshes},
 		{"Retry.Attempts", &c.Retry.Attempts, defaultAttempts},
-		{"Breaker.Failures", &c.Breaker.Failures, defaultFailures},
 	}
 	for _, f := range ints {
 		switch {
@@ -303,19 +356,16 @@ func (o *Options[V]) resolve() (*config[V], error) {
 	}
 	switch {
 	case c.L1Size < 0:
-		bad("L1Size is negative (%d)", c.L1Size)
-	case c.L1MaxWeight > 0 && c.L1Size > 0:
-		bad("L1Size and L1MaxWeight are both set: bound L1 by entries or by weight")
-	case (c.L1MaxWeight > 0) != (c.L1Weigher != nil):
-		bad("L1MaxWeight and L1Weigher go together")
-	case c.L1MaxWeight == 0 && c.L1Size == 0:
-		c.L1Size = DefaultL1Size
-	}
-	if c.Retry.Disable {
-		c.Retry.Attempts = 1
+		bad("L1.Size is negative (%d)", c.L1Size)
+	case c.L1Weigher != nil && c.L1Size == 0:
+		bad("L1.Weigher needs L1.Size, the bound of the total weight")
+	case c.L1Weigher != nil:
+		c.L1MaxWeight, c.L1Size = uint64(c.L1Size), 0
+	case c.L1Size == 0:
+		c.L1Size = defaultL1Size
 	}
 	if c.Codec == nil {
-		c.Codec = JSON[V]()
+		c.Codec = codec.JSON[V]()
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))

@@ -24,7 +24,7 @@ import (
 // The write fails cleanly with a cancelled context (go-redis sends nothing).
 func TestManyFailedWrites(t *testing.T) {
 	const id = "x"
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}})
 	ctx := t.Context()
 	if _, err := c.Get(ctx, id, func(context.Context, string) (user, error) { return user{ID: id, Name: "v0"}, nil }); err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestManyFailedWrites(t *testing.T) {
 	waitUntil(t, func() bool { return c.Stats().WritesRepaired >= 1<<16+1 }, "the background repair of the pending ids")
 	// Redis holds nothing for x now, or what this process loaded since (v1),
 	// never the replaced v0: a process started now reads it.
-	other := newCache(t, srv.Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour})
+	other := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour})
 	if u, err := other.Get(ctx, id, v1); err != nil || u.Name != "v1" {
 		t.Errorf("after the repair a new process serves %+v, %v: the value the Delete replaced", u, err)
 	}

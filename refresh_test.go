@@ -24,10 +24,10 @@ import (
 func TestRefreshHoldOffKept(t *testing.T) {
 	clk := newClock()
 	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)},
-		TTL: time.Minute, StaleTTL: time.Hour, L1TTL: time.Hour, DisableEarlyRefresh: true, DisableJitter: true}
+		TTL: time.Minute, StaleTTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}, Rebuild: tiercache.Rebuild{EarlyRefreshBeta: -1}, Jitter: -1}
 	tiercache.SetClock(&o, clk.Now)
-	a := newCache(t, srv.Addr(), o)
-	b := newCache(t, srv.Addr(), o)
+	a := newCache(t, srv(t).Addr(), o)
+	b := newCache(t, srv(t).Addr(), o)
 	ctx := t.Context()
 	v0 := func(context.Context, string) (user, error) { return user{ID: "k", Name: "v0"}, nil }
 	if _, err := a.Get(ctx, "k", v0); err != nil {

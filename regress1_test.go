@@ -28,7 +28,7 @@ import (
 // reg1Options are the options of every cache in this file: values and L1
 // copies live for an hour, so nothing a test sees is explained by an expiry.
 func reg1Options(name string) tiercache.Options[user] {
-	return tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1TTL: time.Hour}
+	return tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
 }
 
 // errReg1Loaded is what reg1NoLoad returns: the value should have come from
@@ -96,7 +96,7 @@ func TestDefect1OwnWriteRace(t *testing.T) {
 
 func reg1OwnWriteRace(t *testing.T, set bool, rounds int) {
 	const id, readers = "k", 3
-	c := newCache(t, srv.Addr(), reg1Options(keyspaceName(t)))
+	c := newCache(t, srv(t).Addr(), reg1Options(keyspaceName(t)))
 	db := newOrigin(id)
 	// 100 KB values: encoding and decoding them widen the window, so that
 	// the race shows in many rounds rather than a few in a thousand.
@@ -200,7 +200,7 @@ func TestDefect2ConcurrentSets(t *testing.T) {
 		// process reads.
 		const rounds = 100
 		o := reg1Options(keyspaceName(t))
-		c := newCache(t, srv.Addr(), o)
+		c := newCache(t, srv(t).Addr(), o)
 		ctx := t.Context()
 		var diverged []string
 		for round := range rounds {
@@ -213,7 +213,7 @@ func TestDefect2ConcurrentSets(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: Get: %v", round, err)
 			}
-			redisHas, err := reg1Fresh(t, srv.Addr(), o, id)
+			redisHas, err := reg1Fresh(t, srv(t).Addr(), o, id)
 			if err != nil {
 				t.Fatalf("round %d: fresh process Get: %v", round, err)
 			}
@@ -248,7 +248,7 @@ func TestDefect2ConcurrentSets(t *testing.T) {
 				return "v" + strconv.Itoa(u.Version)
 			}
 			fresh := func() string {
-				u, err := reg1Fresh(t, srv.Addr(), o, id)
+				u, err := reg1Fresh(t, srv(t).Addr(), o, id)
 				if err != nil {
 					return err.Error()
 				}
@@ -400,7 +400,7 @@ func TestDefect4UntrustedMessages(t *testing.T) {
 		if n := hot.calls.Load(); n != 100 {
 			t.Fatalf("setup: %d origin calls for 100 ids", n)
 		}
-		rdb := newRedis(t, srv.Addr())
+		rdb := newRedis(t, srv(t).Addr())
 		channel := "tiercache:" + keyspaceName(t) // Prefix + "tiercache:" + Name
 		cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for n := 1; n <= 100; n++ {
@@ -439,7 +439,7 @@ func reg1MessagePair(t *testing.T) (a *tiercache.Cache[user], publish func(strin
 	ctx := t.Context()
 	db := newOrigin("sentinel")
 	reg1HoldInL1(t, a, "sentinel", db.load, "A")
-	rdb := newRedis(t, srv.Addr())
+	rdb := newRedis(t, srv(t).Addr())
 	channel := "tiercache:" + keyspaceName(t) // Prefix + "tiercache:" + Name
 	publish = func(payload string) {
 		t.Helper()
@@ -482,7 +482,7 @@ func TestDefect5UnannouncedChanges(t *testing.T) {
 		t.Fatalf("setup: PUBLISH as nopub = %v, want NOPERM", err)
 	}
 	o := reg1Options(name)
-	o.Breaker.Disable = true // every failure below is the PUBLISH's, never a skipped call
+	o.L2.Breaker.Failures = -1 // every failure below is the PUBLISH's, never a skipped call
 	o.Store = redisstore.New(nopub, nil)
 	a := newCache(t, "", o) // logs in as nopub
 	b := newCache(t, s.Addr(), reg1Options(name))

@@ -84,8 +84,14 @@ func (s *reg2Stuck) load(_ context.Context, id string) (user, error) {
 
 // reg2Tiers are the two configurations defect 6 is tested with: no shared
 // tier, and Redis (srv).
-func reg2Tiers() []struct{ name, addr string } {
-	return []struct{ name, addr string }{{"no-store", ""}, {"redis", srv.Addr()}}
+func reg2Tiers() []struct {
+	name string
+	addr func(testing.TB) string
+} {
+	return []struct {
+		name string
+		addr func(testing.TB) string
+	}{{"no-store", func(testing.TB) string { return "" }}, {"redis", func(tb testing.TB) string { return srv(tb).Addr() }}}
 }
 
 // reg2Outcome is what became of a Get run on a goroutine of its own:
@@ -123,8 +129,8 @@ func TestDefect6LoaderIgnoringContext(t *testing.T) {
 			// second caller by LockWait = LockTTL at most.)
 			t.Run("abandoned-after-LoadTimeout", func(t *testing.T) {
 				t.Parallel()
-				c := newCache(t, tier.addr, tiercache.Options[user]{
-					LockTTL: time.Second, LoadTimeout: 300 * time.Millisecond, Retry: tiercache.Retry{Disable: true},
+				c := newCache(t, tier.addr(t), tiercache.Options[user]{
+					Rebuild: tiercache.Rebuild{LockTTL: time.Second, LoadTimeout: 300 * time.Millisecond}, Retry: tiercache.Retry{Attempts: 1},
 				})
 				s := reg2NewStuck(t)
 				ctx1, cancel1 := context.WithTimeout(t.Context(), 2*time.Second)
@@ -147,7 +153,7 @@ func TestDefect6LoaderIgnoringContext(t *testing.T) {
 			// (LoadTimeout is left at its default, LockTTL = 5 s).
 			t.Run("close-is-bounded", func(t *testing.T) {
 				t.Parallel()
-				c := newCache(t, tier.addr, tiercache.Options[user]{})
+				c := newCache(t, tier.addr(t), tiercache.Options[user]{})
 				s := reg2NewStuck(t)
 				go func() { _, _ = c.Get(t.Context(), "42", s.load) }()
 				reg2Recv(t, s.started, 5*time.Second, "the loader to start")
@@ -160,7 +166,7 @@ func TestDefect6LoaderIgnoringContext(t *testing.T) {
 			// LoadTimeout.
 			t.Run("background-get-returns", func(t *testing.T) {
 				t.Parallel()
-				c := newCache(t, tier.addr, tiercache.Options[user]{LoadTimeout: 300 * time.Millisecond})
+				c := newCache(t, tier.addr(t), tiercache.Options[user]{Rebuild: tiercache.Rebuild{LoadTimeout: 300 * time.Millisecond}})
 				s := reg2NewStuck(t)
 				out := reg2Go(func() (user, error) { return c.Get(context.Background(), "42", s.load) })
 				timer := time.NewTimer(5 * time.Second)
@@ -184,7 +190,7 @@ func TestDefect6LoaderIgnoringContext(t *testing.T) {
 				}
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
-					c := newCache(t, tier.addr, tiercache.Options[user]{LoadTimeout: 2 * time.Second})
+					c := newCache(t, tier.addr(t), tiercache.Options[user]{Rebuild: tiercache.Rebuild{LoadTimeout: 2 * time.Second}})
 					release := make(chan struct{})
 					var releaseOnce sync.Once
 					t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
@@ -212,8 +218,8 @@ func TestDefect6LoaderIgnoringContext(t *testing.T) {
 						switch {
 						case !o.returned:
 							t.Errorf("caller %d: its goroutine ended inside Get (the loader's runtime.Goexit ended it)", i)
-						case o.err == nil:
-							t.Errorf("caller %d: Get = %+v, nil; want an error (the loader called runtime.Goexit)", i, o.v)
+						case !errors.Is(o.err, tiercache.ErrPanic):
+							t.Errorf("caller %d: Get = %+v, %v; want ErrPanic (the loader called runtime.Goexit)", i, o.v, o.err)
 						}
 					}
 				})
@@ -232,7 +238,7 @@ func TestDefect7ForeignLockAndValueKeys(t *testing.T) {
 	lockKey := func(valueKey string) string { return "{" + valueKey + "}:lock" }
 	do := func(t *testing.T, args ...string) any {
 		t.Helper()
-		v, err := srv.Do(args...)
+		v, err := srv(t).Do(args...)
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
@@ -249,9 +255,9 @@ func TestDefect7ForeignLockAndValueKeys(t *testing.T) {
 	const n = 20
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := tiercache.Options[user]{LockWait: time.Second}
-			a := newCache(t, srv.Addr(), o)
-			b := newCache(t, srv.Addr(), o) // a second process of the same keyspace
+			o := tiercache.Options[user]{Rebuild: tiercache.Rebuild{LockWait: time.Second}}
+			a := newCache(t, srv(t).Addr(), o)
+			b := newCache(t, srv(t).Addr(), o) // a second process of the same keyspace
 			ids := make([]string, n)
 			for i := range ids {
 				ids[i] = strconv.Itoa(i)
@@ -345,8 +351,8 @@ func TestDefect8LargeGetMany(t *testing.T) {
 			return m, nil
 		}
 	}
-	a := newCache(t, srv.Addr(), tiercache.Options[user]{})
-	b := newCache(t, srv.Addr(), tiercache.Options[user]{})
+	a := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
+	b := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	var aLoads, bLoads atomic.Int64
 	got, err := a.GetMany(t.Context(), ids, batch(&aLoads))
 	if err != nil || len(got) != n {
@@ -494,7 +500,7 @@ func TestDefect10Lifecycle(t *testing.T) {
 			clk := newClock()
 			o := tiercache.Options[user]{
 				Keyspace: tiercache.Keyspace{Name: keyspaceName(t)},
-				TTL:      time.Minute, StaleTTL: time.Hour, DisableJitter: true, DisableEarlyRefresh: true,
+				TTL:      time.Minute, StaleTTL: time.Hour, Jitter: -1, Rebuild: tiercache.Rebuild{EarlyRefreshBeta: -1},
 			}
 			tiercache.SetClock(&o, clk.Now)
 			c, err := tiercache.New(&o)

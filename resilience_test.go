@@ -105,7 +105,7 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	store := &countingStore{Store: redisstore.New(rdb, nil)}
 	c, err := tiercache.New(&tiercache.Options[user]{
 		Keyspace: tiercache.Keyspace{Name: "killed"}, Store: store,
-		Breaker: tiercache.Breaker{Cooldown: time.Second},
+		L2: tiercache.L2[user]{Breaker: tiercache.Breaker{Cooldown: time.Second}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestRedisPausedThenBack(t *testing.T) {
 	store := &countingStore{Store: redisstore.New(rdb, &redisstore.Options{Timeout: deadline})}
 	c := newCache(t, "", tiercache.Options[user]{
 		Keyspace: tiercache.Keyspace{Name: "paused"}, Store: store,
-		Breaker: tiercache.Breaker{Failures: 3, Cooldown: 300 * time.Millisecond},
+		L2: tiercache.L2[user]{Breaker: tiercache.Breaker{Failures: 3, Cooldown: 300 * time.Millisecond}},
 	})
 	var calls atomic.Int64
 	fn := deterministicLoad(&calls)
@@ -235,8 +235,7 @@ func TestOriginFailing(t *testing.T) {
 		}
 		o := tiercache.Options[user]{
 			Keyspace: tiercache.Keyspace{Name: "failing"},
-			TTL:      time.Minute, StaleTTL: time.Minute, MaxStale: 10 * time.Minute, DisableJitter: true,
-			Fallback: func(id string, cause error) user { return user{ID: id, Name: "degraded"} },
+			TTL:      time.Minute, StaleTTL: time.Minute, Degrade: tiercache.Degrade[user]{MaxStale: 10 * time.Minute, Fallback: func(id string, cause error) user { return user{ID: id, Name: "degraded"} }}, Jitter: -1,
 		}
 		tiercache.SetClock(&o, time.Now)
 		c, err := tiercache.New(&o)
@@ -310,7 +309,7 @@ func TestOriginFailing(t *testing.T) {
 func TestDegradationLoggedOnce(t *testing.T) {
 	var buf syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := newCache(t, "", tiercache.Options[user]{Logger: logger, Retry: tiercache.Retry{Disable: true}})
+	c := newCache(t, "", tiercache.Options[user]{Logger: logger, Retry: tiercache.Retry{Attempts: 1}})
 	release := make(chan struct{})
 	failing := func(ctx context.Context, id string) (user, error) {
 		<-release
@@ -361,12 +360,12 @@ func TestFaultySoak(t *testing.T) {
 		caches = append(caches, newCache(t, "", tiercache.Options[user]{
 			Keyspace: tiercache.Keyspace{Name: name},
 			Store:    redisstore.New(rdb, &redisstore.Options{Timeout: 50 * time.Millisecond}),
-			L1Size:   50, // small, so most requests go to Redis
+			L1:       tiercache.L1[user]{Size: 50}, // small, so most requests go to Redis
 			TTL:      time.Minute,
 			// The loader is instant: a lock whose holder's reply was lost
 			// should not hold others for the default 5 s.
-			LockTTL: 300 * time.Millisecond,
-			Breaker: tiercache.Breaker{Cooldown: 20 * time.Millisecond},
+			Rebuild: tiercache.Rebuild{LockTTL: 300 * time.Millisecond},
+			L2:      tiercache.L2[user]{Breaker: tiercache.Breaker{Cooldown: 20 * time.Millisecond}},
 		}))
 	}
 	proxy.SetFaults(cachetest.Faults{Latency: time.Millisecond, Reset: 0.02, Truncate: 0.02})

@@ -19,10 +19,10 @@ import (
 // value the Delete replaced: it serves it until the entry's TTL.
 func TestRollingDeployDelete(t *testing.T) {
 	name := keyspaceName(t)
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name, Version: "v1"}, TTL: time.Hour, L1TTL: time.Hour}
-	old := newCache(t, srv.Addr(), o)
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name, Version: "v1"}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
+	old := newCache(t, srv(t).Addr(), o)
 	o.Keyspace.Version = "v2"
-	neu := newCache(t, srv.Addr(), o)
+	neu := newCache(t, srv(t).Addr(), o)
 	ctx := t.Context()
 	db := newOrigin("x")
 	for _, c := range []*tiercache.Cache[user]{old, neu} {

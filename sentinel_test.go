@@ -49,7 +49,7 @@ func TestSentinelFailover(t *testing.T) {
 			Keyspace: tiercache.Keyspace{Name: name},
 			Store:    redisstore.New(rdb, nil),
 			TTL:      time.Hour,
-			L1Size:   20, // small, so most requests go to Redis
+			L1:       tiercache.L1[user]{Size: 20}, // small, so most requests go to Redis
 		})
 	}
 	var calls atomic.Int64

@@ -28,7 +28,7 @@ func fleet(t *testing.T, n int, o tiercache.Options[user]) []*tiercache.Cache[us
 	}
 	caches := make([]*tiercache.Cache[user], n)
 	for i := range caches {
-		caches[i] = newCache(t, srv.Addr(), o)
+		caches[i] = newCache(t, srv(t).Addr(), o)
 	}
 	return caches
 }
@@ -109,7 +109,7 @@ func coldStampede(t *testing.T, caches []*tiercache.Cache[user], callers int) {
 func TestStaleServedWhileOneRefreshRuns(t *testing.T) {
 	const processes, callers = 4, 1000
 	clk := newClock()
-	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: 10 * time.Minute, DisableJitter: true, DisableEarlyRefresh: true}
+	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: 10 * time.Minute, Jitter: -1, Rebuild: tiercache.Rebuild{EarlyRefreshBeta: -1}}
 	tiercache.SetClock(&o, clk.Now)
 	caches := fleet(t, processes, o)
 	db := newOrigin("hot")
@@ -169,10 +169,10 @@ func TestStaleServedWhileOneRefreshRuns(t *testing.T) {
 // to expire; another process waits at most LockWait, then rebuilds. Nobody
 // hangs.
 func TestDeadLockHolder(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{LockTTL: 300 * time.Millisecond})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{Rebuild: tiercache.Rebuild{LockTTL: 300 * time.Millisecond}})
 	key := c.Key("1")
 	// The dead process's lock.
-	if _, err := srv.Do("SET", redisstore.LockKey(key), driver.NewToken(), "PX", "300"); err != nil {
+	if _, err := srv(t).Do("SET", redisstore.LockKey(key), driver.NewToken(), "PX", "300"); err != nil {
 		t.Fatal(err)
 	}
 	db := newOrigin("1")
@@ -193,7 +193,7 @@ func TestDeadLockHolder(t *testing.T) {
 // error (here: its process closes), it releases the lock and says so, and the
 // waiting process loads at once instead of waiting for the lock to expire.
 func TestCancelledHolderReleasesAtOnce(t *testing.T) {
-	o := tiercache.Options[user]{LockTTL: time.Minute, Retry: tiercache.Retry{Disable: true}}
+	o := tiercache.Options[user]{Rebuild: tiercache.Rebuild{LockTTL: time.Minute}, Retry: tiercache.Retry{Attempts: 1}}
 	caches := fleet(t, 2, o)
 	a, b := caches[0], caches[1]
 	db := newOrigin("1")
@@ -243,10 +243,12 @@ func TestEarlyRefreshBeatsExpiry(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			o := tiercache.Options[user]{
 				Keyspace: tiercache.Keyspace{Name: "xfetch"},
-				TTL:      10 * time.Second, StaleTTL: time.Minute, DisableJitter: true,
+				TTL:      10 * time.Second, StaleTTL: time.Minute, Jitter: -1,
 				// β·Δ = 2 s: the refresh starts early enough to end before the
 				// expiry but for a chance of about 1e-8 (see the test's doc).
-				EarlyRefreshBeta: 4, DisableEarlyRefresh: disable,
+				Rebuild: tiercache.Rebuild{EarlyRefreshBeta: 4}}
+			if disable {
+				o.Rebuild.EarlyRefreshBeta = -1
 			}
 			tiercache.SetClock(&o, time.Now)
 			c, err := tiercache.New(&o)
@@ -284,8 +286,8 @@ func TestEarlyRefreshBeatsExpiry(t *testing.T) {
 // TestLoadAfterWaitCanFail: with FailOnLockWait a process whose wait for
 // another's rebuild times out fails instead of loading.
 func TestLoadAfterWaitCanFail(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{LockTTL: 200 * time.Millisecond, FailOnLockWait: true})
-	if _, err := srv.Do("SET", redisstore.LockKey(c.Key("1")), driver.NewToken(), "PX", "60000"); err != nil {
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{Rebuild: tiercache.Rebuild{LockTTL: 200 * time.Millisecond, FailOnLockWait: true}})
+	if _, err := srv(t).Do("SET", redisstore.LockKey(c.Key("1")), driver.NewToken(), "PX", "60000"); err != nil {
 		t.Fatal(err)
 	}
 	db := newOrigin("1")
@@ -321,7 +323,7 @@ func TestWrappedStoreKeepsCapabilities(t *testing.T) {
 	var caches []*tiercache.Cache[user]
 	var wrappers []*tracedStore
 	for range 3 {
-		s := &tracedStore{Store: redisstore.New(newRedis(t, srv.Addr()), nil)}
+		s := &tracedStore{Store: redisstore.New(newRedis(t, srv(t).Addr()), nil)}
 		c := newCache(t, "", tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, Store: s, Logger: logger})
 		waitSettled(t, c)
 		caches, wrappers = append(caches, c), append(wrappers, s)
@@ -338,7 +340,7 @@ func TestWrappedStoreKeepsCapabilities(t *testing.T) {
 
 	// A wrapper that means to hide capabilities says so, and New tells.
 	logs.Reset()
-	newCache(t, "", tiercache.Options[user]{Store: plainStore{redisstore.New(newRedis(t, srv.Addr()), nil)}, Logger: logger})
+	newCache(t, "", tiercache.Options[user]{Store: plainStore{redisstore.New(newRedis(t, srv(t).Addr()), nil)}, Logger: logger})
 	if !strings.Contains(logs.String(), `"without":"rebuild locks, invalidation messages, runtime versions"`) {
 		t.Errorf("New did not log the capabilities it lacks:\n%s", logs.String())
 	}

@@ -2,6 +2,7 @@ package tiercache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -32,12 +33,15 @@ type Bumped struct {
 // The generation is kept per Prefix and Name, apart from the code's
 // Version, so that bumping and changing Version in code both isolate old
 // entries, and a later code Version keeps the generation ("v2+…").
+//
+// Without a store that keeps runtime generations (or without a store) it
+// returns an error wrapping errors.ErrUnsupported.
 func (c *Cache[V]) BumpVersion(ctx context.Context) (Bumped, error) {
 	if c.closed.Load() {
 		return Bumped{Keyspace: c.Keyspace()}, ErrClosed
 	}
 	if c.tier == nil || !c.tier.Capabilities().Generations {
-		return Bumped{Keyspace: c.Keyspace()}, fmt.Errorf("tiercache: bump version: %w", ErrNoVersionStore)
+		return Bumped{Keyspace: c.Keyspace()}, fmt.Errorf("tiercache: bump version: the store cannot hold runtime versions: %w", errors.ErrUnsupported)
 	}
 	b, err := c.tier.Bump(ctx)
 	return Bumped{Keyspace: c.Keyspace(), Heard: b.Heard, Switched: b.Switched}, err

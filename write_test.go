@@ -34,8 +34,8 @@ func (s advNoLocks) Capabilities() driver.Capabilities {
 // new miss path consulted the invalidation epoch for L1 only, not before the
 // plain fill.)
 func TestNoLockFillAfterOwnSet(t *testing.T) {
-	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour, L1TTL: time.Hour}
-	o.Store = advNoLocks{redisstore.New(newRedis(t, srv.Addr()), nil)}
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}}
+	o.Store = advNoLocks{redisstore.New(newRedis(t, srv(t).Addr()), nil)}
 	c := newCache(t, "", o)
 	waitSettled(t, c)
 	ctx := t.Context()
@@ -69,7 +69,7 @@ func TestNoLockFillAfterOwnSet(t *testing.T) {
 	if err != nil || u.Version != 1 {
 		t.Errorf("after Set(k, v1) returned nil, the same process serves %+v, %v: the replaced value, filled into Redis by a load in flight", u, err)
 	}
-	fresh, err := reg1Fresh(t, srv.Addr(), o, "k")
+	fresh, err := reg1Fresh(t, srv(t).Addr(), o, "k")
 	t.Logf("a process started now reads %+v, %v", fresh, err)
 }
 
@@ -81,7 +81,7 @@ func TestNoLockFillAfterOwnSet(t *testing.T) {
 // returning before touching the shared tier, which left the old entry
 // served until its TTL (found by the adversarial review).
 func TestRefusedSetDeletesReplacedValue(t *testing.T) {
-	c := newCache(t, srv.Addr(), tiercache.Options[user]{TTL: time.Hour, L1TTL: time.Hour, MaxValueSize: 200})
+	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{TTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}, L2: tiercache.L2[user]{MaxValueSize: 200}})
 	ctx := t.Context()
 	big := user{ID: "k", Name: strings.Repeat("n", 300), Version: 1}
 	if _, err := c.Get(ctx, "k", func(context.Context, string) (user, error) { return user{ID: "k", Name: "old"}, nil }); err != nil {

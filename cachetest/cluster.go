@@ -28,7 +28,7 @@ const (
 	migrateTimeout = 5 * time.Second
 )
 
-var errCLINotInstalled = errors.New("cachetest: redis-cli not found in PATH: run `make test`, which installs it, or apt-get install redis-tools")
+var errCLINotInstalled = fmt.Errorf("%w: redis-cli not found in PATH: run `make test`, which installs it, or apt-get install redis-tools", ErrNotInstalled)
 
 // ClusterConfig adjusts StartCluster; the zero value is 3 masters, no replicas.
 type ClusterConfig struct {
@@ -94,7 +94,7 @@ func StartCluster(tb testing.TB, cfg ...ClusterConfig) *Cluster {
 	}
 	c, err := runCluster(cc)
 	if err != nil {
-		tb.Fatalf("%v", err)
+		failOrSkip(tb, err)
 	}
 	nodes := make([]*Server, len(c.addrs))
 	for i, a := range c.addrs {
@@ -108,7 +108,7 @@ func StartCluster(tb testing.TB, cfg ...ClusterConfig) *Cluster {
 func runCluster(cfg ClusterConfig) (_ *Cluster, err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, errNotInstalled
+		return nil, errServerNotInstalled
 	}
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {

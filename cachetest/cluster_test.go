@@ -327,6 +327,7 @@ func TestStartClusterBadConfig(t *testing.T) {
 }
 
 func TestStartClusterNotInstalled(t *testing.T) {
+	needRedis(t)
 	server, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server: %v", err)
@@ -336,7 +337,7 @@ func TestStartClusterNotInstalled(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, want string }{
-		{t.TempDir(), "redis-server not found in PATH: run `make test`"},
+		{t.TempDir(), "redis-server not found in PATH; this test needs a real Redis: run `make test`"},
 		{onlyServer, "redis-cli not found in PATH: run `make test`, which installs it, or apt-get install redis-tools"},
 	} {
 		t.Setenv("PATH", tc.path)
@@ -385,15 +386,23 @@ func TestParseClusterNodes(t *testing.T) {
 // the message, without failing t.
 func fatalMessage(t *testing.T, f func(tb testing.TB)) string {
 	t.Helper()
+	msg, _ := endMessage(t, f)
+	return msg
+}
+
+// endMessage runs f with a fatalTB and returns the message with which it
+// ended the test, and whether it skipped it.
+func endMessage(t *testing.T, f func(tb testing.TB)) (string, bool) {
+	t.Helper()
 	tb := &fatalTB{TB: t}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		f(tb)
-		t.Error("f returned without calling Fatalf, want it to fail the test")
+		t.Error("f returned without calling Fatalf or Skipf, want it to end the test")
 	}()
 	<-done
-	return tb.msg
+	return tb.msg, tb.skipped
 }
 
 // roleOf returns the node's role from ROLE and, for a replica, its master's

@@ -80,7 +80,7 @@ func StartSentinel(tb testing.TB, cfg ...SentinelConfig) *Sentinel {
 	}
 	s, err := runSentinel(sc)
 	if err != nil {
-		tb.Fatalf("%v", err)
+		failOrSkip(tb, err)
 	}
 	closeWithLogs(tb, s, slices.Concat(s.data, s.sentinels)...)
 	return s
@@ -91,7 +91,7 @@ func StartSentinel(tb testing.TB, cfg ...SentinelConfig) *Sentinel {
 func runSentinel(cfg SentinelConfig) (_ *Sentinel, err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, errNotInstalled
+		return nil, errServerNotInstalled
 	}
 	dir, err := os.MkdirTemp("", "cachetest-sentinel-")
 	if err != nil {

@@ -26,7 +26,12 @@ const (
 )
 
 var (
-	errNotInstalled = errors.New("cachetest: redis-server not found in PATH: run `make test`, which installs it, or apt-get install redis-server")
+	// ErrNotInstalled is the error of the Run and Start functions where
+	// redis-server (or redis-cli, for a cluster) is not in PATH; the Start
+	// functions and Shared skip the test with it.
+	ErrNotInstalled = errors.New("cachetest: Redis is not installed")
+
+	errServerNotInstalled = fmt.Errorf("%w: redis-server not found in PATH; this test needs a real Redis: run `make test`, which installs it, or apt-get install redis-server redis-tools", ErrNotInstalled)
 	errNotRunning   = errors.New("cachetest: redis-server is not running")
 	errClosed       = errors.New("cachetest: server closed")
 	errAddrInUse    = errors.New("address already in use")
@@ -76,7 +81,7 @@ func StartRedis(tb testing.TB, cfg ...Config) *Server {
 	tb.Helper()
 	s, err := RunRedis(oneConfig(tb, "StartRedis", "Config", cfg))
 	if err != nil {
-		tb.Fatalf("%v", err)
+		failOrSkip(tb, err)
 	}
 	closeWithLogs(tb, s, s)
 	return s
@@ -95,6 +100,46 @@ func oneConfig[C any](tb testing.TB, start, noun string, cfg []C) C {
 		tb.Fatalf("cachetest.%s: got %d %ss, want at most 1", start, len(cfg), noun)
 	}
 	return c
+}
+
+// failOrSkip ends the test: skipped, saying so, if err is ErrNotInstalled
+// (so a package's in-process tests still run where Redis is not installed),
+// else failed.
+func failOrSkip(tb testing.TB, err error) {
+	tb.Helper()
+	if errors.Is(err, ErrNotInstalled) {
+		tb.Skipf("skipped: %v", err)
+	}
+	tb.Fatalf("%v", err)
+}
+
+// Shared is one redis-server for the tests of a package that share it,
+// started by the first test that asks for it. The zero Shared is ready to
+// use; TestMain calls Close after m.Run.
+type Shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Server returns the shared server, starting it on first use. Where
+// redis-server is not installed it skips the test, saying so.
+func (s *Shared) Server(tb testing.TB) *Server {
+	tb.Helper()
+	s.once.Do(func() { s.srv, s.err = RunRedis(Config{}) })
+	if s.err != nil {
+		failOrSkip(tb, s.err)
+	}
+	return s.srv
+}
+
+// Close stops the server if it was started.
+func (s *Shared) Close() error {
+	s.once.Do(func() {}) // no server starts after Close
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Close()
 }
 
 // closeWithLogs closes c when the test ends, after logging the end of every
@@ -117,7 +162,7 @@ func closeWithLogs(tb testing.TB, c io.Closer, servers ...*Server) {
 func RunRedis(cfg Config) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, errNotInstalled
+		return nil, errServerNotInstalled
 	}
 	dir, err := os.MkdirTemp("", "cachetest-redis-")
 	if err != nil {

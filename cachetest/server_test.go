@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -95,6 +96,7 @@ func TestStartRedisDefaultsAndArgs(t *testing.T) {
 
 func TestRunRedisBadArgs(t *testing.T) {
 	t.Parallel()
+	needRedis(t)
 	s, err := RunRedis(Config{Args: []string{"--no-such-option", "x"}})
 	if err == nil {
 		s.Close()
@@ -210,6 +212,7 @@ func TestPauseResume(t *testing.T) {
 
 func TestParallelServersGetDifferentPorts(t *testing.T) {
 	t.Parallel()
+	needRedis(t)
 	var (
 		wg      sync.WaitGroup
 		servers [2]*Server
@@ -261,6 +264,7 @@ func TestStartOnTakenPort(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	t.Parallel()
+	needRedis(t)
 	s, err := RunRedis(Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -282,11 +286,12 @@ func TestClose(t *testing.T) {
 	}
 }
 
-// fatalTB records Fatalf and ends the goroutine, like testing.T, without
-// failing the real test.
+// fatalTB records Fatalf or Skipf and ends the goroutine, like testing.T,
+// without failing or skipping the real test.
 type fatalTB struct {
 	testing.TB
-	msg string
+	msg     string
+	skipped bool
 }
 
 func (tb *fatalTB) Helper() {}
@@ -296,20 +301,45 @@ func (tb *fatalTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
+func (tb *fatalTB) Skipf(format string, args ...any) {
+	tb.skipped = true
+	tb.Fatalf(format, args...)
+}
+
 func TestStartRedisNotInstalled(t *testing.T) {
 	t.Setenv("PATH", t.TempDir()) // no redis-server there
 
-	tb := &fatalTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		StartRedis(tb)
-		t.Error("StartRedis returned without redis-server in PATH, want it to fail the test")
-	}()
-	<-done
-	want := "redis-server not found in PATH: run `make test`, which installs it, or apt-get install redis-server"
-	if !strings.Contains(tb.msg, want) {
-		t.Errorf("StartRedis failed with %q, want a message containing %q", tb.msg, want)
+	msg, skipped := endMessage(t, func(tb testing.TB) { StartRedis(tb) })
+	want := "redis-server not found in PATH; this test needs a real Redis: run `make test`, which installs it, or apt-get install redis-server"
+	if !skipped || !strings.Contains(msg, want) {
+		t.Errorf("StartRedis ended the test with %q (skipped: %v), want it skipped with a message containing %q", msg, skipped, want)
+	}
+	var shared Shared
+	msg, skipped = endMessage(t, func(tb testing.TB) { shared.Server(tb) })
+	if !skipped || !strings.Contains(msg, want) {
+		t.Errorf("Shared.Server ended the test with %q (skipped: %v), want it skipped with a message containing %q", msg, skipped, want)
+	}
+	if err := shared.Close(); err != nil {
+		t.Errorf("Close of a Shared that never started: %v", err)
+	}
+}
+
+// TestSharedStartsOnce: every test asking a Shared gets the same server,
+// started by the first.
+func TestSharedStartsOnce(t *testing.T) {
+	var shared Shared
+	a, b := shared.Server(t), shared.Server(t)
+	if a != b {
+		t.Fatalf("Shared.Server gave %s then %s, want one server", a.Addr(), b.Addr())
+	}
+	if got, err := a.Do("PING"); err != nil || got != "PONG" {
+		t.Fatalf("PING = %v, %v", got, err)
+	}
+	if err := shared.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Do("PING"); err == nil {
+		t.Fatal("the server answers after Shared.Close")
 	}
 }
 
@@ -422,4 +452,13 @@ func appendReply(b []byte, v any) []byte {
 		return b
 	}
 	panic("appendReply: unexpected type")
+}
+
+// needRedis skips a test that runs redis-server itself (not through a Start
+// function, which skips by itself) where it is not installed.
+func needRedis(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skipf("skipped: %v", errServerNotInstalled)
+	}
 }

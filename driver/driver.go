@@ -94,7 +94,7 @@ type Capabilities struct {
 	// are plain Sets.
 	Locks bool
 	// Messages: Publish and Subscribe work. Without them processes do not
-	// hear of each other's changes: an L1 copy lives up to Options.L1TTL.
+	// hear of each other's changes: an L1 copy lives up to Options.L1.TTL.
 	Messages bool
 	// Generations: Generation and Bump work (runtime version bumps).
 	Generations bool

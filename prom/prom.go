@@ -3,7 +3,7 @@
 //	metrics := prom.New()
 //	users, err := tiercache.New(&tiercache.Options[User]{
 //		Keyspace: tiercache.Keyspace{Name: "user"},
-//		Recorder: metrics.Recorder("user"), // request latency histograms
+//		Observe:  stats.Observe{Recorder: metrics.Recorder("user")}, // request latency histograms
 //	})
 //	metrics.Watch("user", users)             // counters and gauges from users.Stats()
 //	prometheus.MustRegister(metrics)

@@ -17,6 +17,7 @@ import (
 	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/prom"
 	"github.com/tiercache/tiercache/redisstore"
+	"github.com/tiercache/tiercache/stats"
 )
 
 type user struct{ ID string }
@@ -41,7 +42,7 @@ func TestExposition(t *testing.T) {
 		c, err := tiercache.New(&tiercache.Options[user]{
 			Keyspace: tiercache.Keyspace{Name: "user"},
 			Store:    redisstore.New(rdb, nil),
-			Recorder: metrics.Recorder(keyspace),
+			Observe:  stats.Observe{Recorder: metrics.Recorder(keyspace)},
 		})
 		if err != nil {
 			t.Fatal(err)

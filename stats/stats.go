@@ -146,7 +146,7 @@ const (
 	Invalidation
 	// Eviction is an L1 entry evicted to respect the L1 size.
 	Eviction
-	// Oversize is a value too large to cache (Options.MaxValueSize), or an
+	// Oversize is a value too large to cache (Options.L2.MaxValueSize), or an
 	// entry too large to read.
 	Oversize
 	// LoadAbandoned is a load whose loader was still running past
@@ -245,7 +245,7 @@ type Snapshot struct {
 	L1Size      int
 	L1Evictions uint64
 	// Oversize counts values too large to cache and entries too large to
-	// read (Options.MaxValueSize).
+	// read (Options.L2.MaxValueSize).
 	Oversize uint64
 	// LoadsAbandoned counts loads whose loader ignored its context past
 	// LoadTimeout; LocksRepaired rebuild locks taken over because they

@@ -29,8 +29,8 @@ func BenchmarkGetL1Hit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			opts.Hooks = tiercacheotel.Hooks(tracenoop.NewTracerProvider())
-			opts.Recorder = m.Recorder("user")
+			opts.Observe.Hooks = tiercacheotel.Hooks(tracenoop.NewTracerProvider())
+			opts.Observe.Recorder = m.Recorder("user")
 			return func(c *tiercache.Cache[user]) { m.Watch("user", c) }
 		}},
 		{"sdk", func(b *testing.B, opts *tiercache.Options[user]) func(*tiercache.Cache[user]) {
@@ -41,8 +41,8 @@ func BenchmarkGetL1Hit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			opts.Hooks = tiercacheotel.Hooks(tp)
-			opts.Recorder = m.Recorder("user")
+			opts.Observe.Hooks = tiercacheotel.Hooks(tp)
+			opts.Observe.Recorder = m.Recorder("user")
 			return func(c *tiercache.Cache[user]) { m.Watch("user", c) }
 		}},
 	} {

@@ -11,8 +11,10 @@
 //	defer metrics.Close()
 //	users, err := tiercache.New(&tiercache.Options[User]{
 //		Keyspace: tiercache.Keyspace{Name: "user"},
-//		Hooks:    tiercacheotel.Hooks(nil), // spans, with the global TracerProvider
-//		Recorder: metrics.Recorder("user"), // request latency histogram
+//		Observe: stats.Observe{
+//			Hooks:    tiercacheotel.Hooks(nil), // spans, with the global TracerProvider
+//			Recorder: metrics.Recorder("user"), // request latency histogram
+//		},
 //	})
 //	if err != nil {
 //		return err
@@ -27,7 +29,7 @@
 //
 // # Spans
 //
-// Hooks returns the cache's tiercache.Hooks. Each Get is a span
+// Hooks returns the cache's stats.Hooks. Each Get is a span
 // "tiercache.get" (kind internal) in the caller's trace; each loader call a
 // span "tiercache.load" under the Get span that caused it (a retry is one
 // more span), and the loader runs with the load span's context, so that its

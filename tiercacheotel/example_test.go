@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/stats"
 	"github.com/tiercache/tiercache/tiercacheotel"
 )
 
@@ -21,7 +22,7 @@ func Example() {
 
 	users, err := tiercache.New(&tiercache.Options[user]{
 		Keyspace: tiercache.Keyspace{Name: "user"},
-		Hooks:    tiercacheotel.Hooks(tp),
+		Observe:  stats.Observe{Hooks: tiercacheotel.Hooks(tp)},
 	})
 	if err != nil {
 		log.Fatal(err)

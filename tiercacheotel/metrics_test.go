@@ -139,7 +139,7 @@ func metered(t *testing.T) (*tiercacheotel.Metrics, *sdkmetric.ManualReader, fun
 	t.Cleanup(func() { m.Close() })
 	return m, reader, func(keyspace string, opts *tiercache.Options[user]) *tiercache.Cache[user] {
 		opts.Keyspace = tiercache.Keyspace{Name: keyspace}
-		opts.Recorder = m.Recorder(keyspace)
+		opts.Observe.Recorder = m.Recorder(keyspace)
 		c, err := tiercache.New(opts)
 		if err != nil {
 			t.Fatal(err)
@@ -167,10 +167,10 @@ func load(_ context.Context, id string) (user, error) {
 // per outcome).
 func TestMetricsEqualStats(t *testing.T) {
 	_, reader, newCache := metered(t)
-	users := newCache("user", &tiercache.Options[user]{Retry: tiercache.Retry{Disable: true}})
+	users := newCache("user", &tiercache.Options[user]{Retry: tiercache.Retry{Attempts: 1}})
 	accounts := newCache("account", &tiercache.Options[user]{
-		Retry:    tiercache.Retry{Attempts: 2, Base: time.Nanosecond, Max: time.Nanosecond},
-		Fallback: func(string, error) user { return user{ID: "anonymous"} },
+		Retry:   tiercache.Retry{Attempts: 2, Base: time.Nanosecond, Max: time.Nanosecond},
+		Degrade: tiercache.Degrade[user]{Fallback: func(string, error) user { return user{ID: "anonymous"} }},
 	})
 	ctx := t.Context()
 	for i := range 3 {
@@ -352,7 +352,7 @@ func TestTee(t *testing.T) {
 	tee.RecordEvent(stats.Refresh)
 	tee.RecordEvent(stats.L2Error)
 	tee.RecordLoad(time.Millisecond, true)
-	c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "user"}, Recorder: tee})
+	c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "user"}, Observe: stats.Observe{Recorder: tee}})
 	if err != nil {
 		t.Fatal(err)
 	}

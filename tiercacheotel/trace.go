@@ -12,13 +12,13 @@ import (
 	"github.com/tiercache/tiercache/stats"
 )
 
-// Hooks returns the tiercache.Hooks that trace a cache with tp (nil: the
+// Hooks returns the stats.Hooks that trace a cache with tp (nil: the
 // global TracerProvider, otel.GetTracerProvider): a span "tiercache.get" per
 // Get, and a span "tiercache.load" per loader call, a child of the Get span
 // that caused it. The loader runs with the load span's context, so that the
 // spans of its own work (a database query) nest under it. See the package
 // comment for the attributes.
-func Hooks(tp trace.TracerProvider, opts ...Option) tiercache.Hooks {
+func Hooks(tp trace.TracerProvider, opts ...Option) stats.Hooks {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -31,7 +31,7 @@ func Hooks(tp trace.TracerProvider, opts ...Option) tiercache.Hooks {
 	if len(cfg.attrs) > 0 {
 		t.start = append(t.start, trace.WithAttributes(cfg.attrs...))
 	}
-	return tiercache.Hooks{Get: t.get, Load: t.load}
+	return stats.Hooks{Get: t.get, Load: t.load}
 }
 
 type tracer struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/redisstore"
+	"github.com/tiercache/tiercache/stats"
 	"github.com/tiercache/tiercache/tiercacheotel"
 )
 
@@ -35,13 +36,13 @@ func tracing(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
 }
 
 // newCache returns an in-process cache of keyspace "user" traced with hooks.
-func newCache(t *testing.T, hooks tiercache.Hooks, opts *tiercache.Options[user]) *tiercache.Cache[user] {
+func newCache(t *testing.T, hooks stats.Hooks, opts *tiercache.Options[user]) *tiercache.Cache[user] {
 	t.Helper()
 	if opts == nil {
 		opts = &tiercache.Options[user]{}
 	}
 	opts.Keyspace = tiercache.Keyspace{Name: "user"}
-	opts.Hooks = hooks
+	opts.Observe.Hooks = hooks
 	c, err := tiercache.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +203,7 @@ func TestRetrySpans(t *testing.T) {
 // error; a fallback value is answered, its cause an event only.
 func TestOutcomeSpans(t *testing.T) {
 	tp, sr := tracing(t)
-	c := newCache(t, tiercacheotel.Hooks(tp), &tiercache.Options[user]{Retry: tiercache.Retry{Disable: true}})
+	c := newCache(t, tiercacheotel.Hooks(tp), &tiercache.Options[user]{Retry: tiercache.Retry{Attempts: 1}})
 	notFound := func(context.Context, string) (user, error) { return user{}, tiercache.ErrNotFound }
 	failing := func(context.Context, string) (user, error) { return user{}, errDown }
 	for range 2 {
@@ -214,8 +215,8 @@ func TestOutcomeSpans(t *testing.T) {
 		t.Fatalf("Get(down) = %v, want %v", err, errDown)
 	}
 	fb := newCache(t, tiercacheotel.Hooks(tp), &tiercache.Options[user]{
-		Retry:    tiercache.Retry{Disable: true},
-		Fallback: func(id string, _ error) user { return user{ID: "anonymous"} },
+		Retry:   tiercache.Retry{Attempts: 1},
+		Degrade: tiercache.Degrade[user]{Fallback: func(id string, _ error) user { return user{ID: "anonymous"} }},
 	})
 	if v, err := fb.Get(t.Context(), "down", failing); !errors.Is(err, tiercache.ErrFallback) || v.ID != "anonymous" {
 		t.Fatalf("Get(down) with a fallback = %v, %v; want the fallback and ErrFallback", v, err)
@@ -274,7 +275,7 @@ func TestSpanOptions(t *testing.T) {
 // a failure wraps.
 func TestErrorClass(t *testing.T) {
 	tp, sr := tracing(t)
-	c := newCache(t, tiercacheotel.Hooks(tp), &tiercache.Options[user]{Retry: tiercache.Retry{Disable: true}})
+	c := newCache(t, tiercacheotel.Hooks(tp), &tiercache.Options[user]{Retry: tiercache.Retry{Attempts: 1}})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	c.Get(ctx, "1", func(ctx context.Context, _ string) (user, error) { return user{}, ctx.Err() })

@@ -105,7 +105,7 @@ const TiercacheGoJSON = "tiercache+go-json"
 func All() []Contender {
 	return []Contender{
 		{Name: "tiercache", Setup: "L1 otter W-TinyLFU (L1Size) + redisstore; JSON codec; defaults otherwise (rebuild lock, pub/sub invalidation, breaker)", New: newTiercache},
-		{Name: TiercacheGoJSON, Setup: "tiercache as above with Options.Codec = goccy/go-json (same JSON on the wire, codec ID 64): what a faster default codec would change", Variant: true, Only: []string{"warm", "cold"}, New: newTiercacheGoJSON},
+		{Name: TiercacheGoJSON, Setup: "tiercache as above with Options.L2.Codec = goccy/go-json (same JSON on the wire, codec ID 64): what a faster default codec would change", Variant: true, Only: []string{"warm", "cold"}, New: newTiercacheGoJSON},
 		{Name: "go-redis/cache", Setup: "cache.New{Redis, LocalCache: NewTinyLFU(LocalSize, LocalTTL)}, Once; msgpack+s2 (its default)", New: newGoRedisCache},
 		{Name: "eko/gocache", Setup: "marshaler(msgpack) over loadable over chain(ristretto v0.1.1 {NumCounters 10×, MaxCost LocalSize, cost 1}, redis store)", New: newGocache},
 		{Name: "sturdyc", Setup: "sturdyc.New(LocalSize, 10 shards, TTL, 10%), WithDistributedStorage on go-redis; GetOrFetch; JSON (its format)", New: newSturdyc},

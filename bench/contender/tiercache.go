@@ -7,6 +7,7 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/bench/workload"
+	"github.com/tiercache/tiercache/codec"
 	"github.com/tiercache/tiercache/codec/gojson"
 	"github.com/tiercache/tiercache/redisstore"
 )
@@ -30,7 +31,7 @@ func newTiercacheGoJSON(ctx context.Context, cfg Config) (Cache, error) {
 }
 
 // openTiercache opens tiercache with codec, or its default codec if nil.
-func openTiercache(_ context.Context, cfg Config, codec tiercache.Codec[workload.Record]) (Cache, error) {
+func openTiercache(_ context.Context, cfg Config, codec codec.Codec[workload.Record]) (Cache, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -40,8 +41,8 @@ func openTiercache(_ context.Context, cfg Config, codec tiercache.Codec[workload
 		Store:    redisstore.New(rdb, nil),
 		TTL:      cfg.TTL,
 		StaleTTL: cfg.StaleTTL,
-		L1Size:   cfg.LocalSize,
-		Codec:    codec,
+		L1:       tiercache.L1[workload.Record]{Size: cfg.LocalSize},
+		L2:       tiercache.L2[workload.Record]{Codec: codec},
 		// L1TTL is left at its default: in tiercache it bounds how long L1
 		// is trusted without asking L2 (an invalidation backstop), not a
 		// value's lifetime, which TTL and StaleTTL set on both tiers.

@@ -69,7 +69,7 @@ func newTiercache(capacity int) (Map, error) {
 	c, err := tiercache.New(&tiercache.Options[uint64]{
 		Keyspace: tiercache.Keyspace{Name: "bench"},
 		TTL:      ttl,
-		L1Size:   capacity,
+		L1:       tiercache.L1[uint64]{Size: capacity},
 	})
 	if err != nil {
 		return nil, err

@@ -71,7 +71,7 @@ func (e *env) runDecode(ctx context.Context, row string, round int) (map[string]
 		Keyspace: tiercache.Keyspace{Name: "user", Version: "v1"},
 		Store:    redisstore.New(rdb, nil),
 		TTL:      e.opt.TTL,
-		L1Size:   1,
+		L1:       tiercache.L1[workload.Record]{Size: 1},
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
 // Command tiercache runs the demo of the tiercache library, its example
 // service and tools: "tiercache --help" lists the subcommands; package
-// internal/cli holds them.
+// cmd/tiercache/internal/cli holds them.
 package main
 
 import (
@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/internal/cli"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/cli"
 )
 
 func main() {

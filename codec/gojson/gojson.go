@@ -9,7 +9,7 @@
 //
 //	users, err := tiercache.New(&tiercache.Options[User]{
 //		Keyspace: tiercache.Keyspace{Name: "user"},
-//		Codec:    gojson.New[User](),
+//		L2:       tiercache.L2[User]{Codec: gojson.New[User]()},
 //	})
 //
 // Entries written with either codec are read by both (they share codec id 1,
@@ -19,18 +19,18 @@ package gojson
 import (
 	json "github.com/goccy/go-json"
 
-	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/codec"
 )
 
 // New returns a JSON codec on goccy/go-json.
-func New[V any]() tiercache.Codec[V] { return codec[V]{} }
+func New[V any]() codec.Codec[V] { return gocodec[V]{} }
 
-type codec[V any] struct{}
+type gocodec[V any] struct{}
 
-// ID is 1, the id of JSON, as tiercache.JSON's.
-func (codec[V]) ID() byte { return 1 }
+// ID is 1, the id of JSON, as codec.JSON's.
+func (gocodec[V]) ID() byte { return 1 }
 
-func (codec[V]) Append(dst []byte, v V) ([]byte, error) {
+func (gocodec[V]) Append(dst []byte, v V) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return dst, err
@@ -38,4 +38,4 @@ func (codec[V]) Append(dst []byte, v V) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
-func (codec[V]) Decode(data []byte, v *V) error { return json.Unmarshal(data, v) }
+func (gocodec[V]) Decode(data []byte, v *V) error { return json.Unmarshal(data, v) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/codec"
 	"github.com/tiercache/tiercache/codec/gojson"
 )
 
@@ -22,7 +23,7 @@ type record struct {
 // TestInterop: what either JSON codec writes, the other reads, and both
 // write the same bytes.
 func TestInterop(t *testing.T) {
-	fast, std := gojson.New[record](), tiercache.JSON[record]()
+	fast, std := gojson.New[record](), codec.JSON[record]()
 	if fast.ID() != std.ID() {
 		t.Fatalf("ids %d and %d differ: entries would be misses across codecs", fast.ID(), std.ID())
 	}
@@ -38,7 +39,7 @@ func TestInterop(t *testing.T) {
 	if string(a) != string(b) {
 		t.Fatalf("go-json wrote %s\nencoding/json wrote %s", a, b)
 	}
-	for name, pair := range map[string][2]tiercache.Codec[record]{"fast→std": {fast, std}, "std→fast": {std, fast}} {
+	for name, pair := range map[string][2]codec.Codec[record]{"fast→std": {fast, std}, "std→fast": {std, fast}} {
 		enc, _ := pair[0].Append(nil, in)
 		var out record
 		if err := pair[1].Decode(enc, &out); err != nil || !reflect.DeepEqual(out, in) {
@@ -54,7 +55,7 @@ func TestInterop(t *testing.T) {
 func Example() {
 	users, err := tiercache.New(&tiercache.Options[record]{
 		Keyspace: tiercache.Keyspace{Name: "user"},
-		Codec:    gojson.New[record](),
+		L2:       tiercache.L2[record]{Codec: gojson.New[record]()},
 	})
 	if err != nil {
 		panic(err)
@@ -69,7 +70,7 @@ func Example() {
 
 func BenchmarkCodecs(b *testing.B) {
 	in := record{ID: 7, Name: "Ada", Tags: []string{"a", "b"}, Attrs: map[string]string{"k": "v"}, Bio: strings.Repeat("x", 900)}
-	for name, c := range map[string]tiercache.Codec[record]{"encoding-json": tiercache.JSON[record](), "go-json": gojson.New[record]()} {
+	for name, c := range map[string]codec.Codec[record]{"encoding-json": codec.JSON[record](), "go-json": gojson.New[record]()} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			var buf []byte

@@ -64,7 +64,7 @@ type Config struct {
 	Cooldown time.Duration
 	// ForwardWindow is how long after a switch to a new generation this
 	// process carries writes announced under the previous one over to the
-	// new keys (Options.L1TTL: no copy made before the switch outlives it).
+	// new keys (Options.L1.TTL: no copy made before the switch outlives it).
 	ForwardWindow time.Duration
 	// Now is the cache's clock, in unix nanoseconds.
 	Now    func() int64

@@ -29,8 +29,13 @@ import (
 	"time"
 )
 
+// ErrPanic is wrapped by the error of a function that panicked (a
+// *PanicError) or called runtime.Goexit (ErrGoexit). tiercache exports it as
+// tiercache.ErrPanic: its text is the one users see.
+var ErrPanic = errors.New("tiercache: loader panicked")
+
 // ErrGoexit is the error of a function that called runtime.Goexit.
-var ErrGoexit = errors.New("flight: function called runtime.Goexit")
+var ErrGoexit = fmt.Errorf("%w: it called runtime.Goexit", ErrPanic)
 
 // ErrClosed is the error of calls that could not run because the group was
 // closed.
@@ -43,8 +48,11 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("flight: function panicked: %v", e.Value)
+	return fmt.Sprintf("%v: %v", ErrPanic, e.Value)
 }
+
+// Is reports whether target is ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
 
 // Unwrap returns the panic value if it is an error.
 func (e *PanicError) Unwrap() error {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/redact"
 	"github.com/tiercache/tiercache/redisstore"
 )
 

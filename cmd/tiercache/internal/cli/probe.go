@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tiercache/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/redact"
 )
 
 // When a server at a --redis address does not answer as Redis, the command

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tiercache/tiercache/internal/demo"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo"
 )
 
 func demoCommand() *command {

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
-	"github.com/tiercache/tiercache/internal/liveview"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview"
 )
 
 // newService returns a handler on a fresh SQLite database of 100 users,

@@ -18,11 +18,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/server"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
-	"github.com/tiercache/tiercache/internal/liveview"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/server"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview"
 	"github.com/tiercache/tiercache/prom"
 	"github.com/tiercache/tiercache/redisstore"
+	"github.com/tiercache/tiercache/stats"
 )
 
 func serveCommand() *command {
@@ -73,9 +74,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "`address` to listen on (port 0: any free port)")
 	fs.StringVar(&f.db, "db", "tiercache-demo.db", "SQLite file `path`, or a postgres:// URL")
 	fs.StringVar(&f.redis, "redis", "", "`URL` of the Redis shared tier (redis:// or rediss://, credentials allowed); none: in-process only")
-	fs.DurationVar(&f.ttl, "ttl", tiercache.DefaultTTL, "how long a user stays fresh in the cache")
+	fs.DurationVar(&f.ttl, "ttl", 5*time.Minute, "how long a user stays fresh in the cache")
 	fs.DurationVar(&f.staleTTL, "stale-ttl", time.Minute, "how long past --ttl a user may be served stale while it is rebuilt")
-	fs.DurationVar(&f.negTTL, "negative-ttl", tiercache.DefaultNegativeTTL, "how long an unknown id is cached as such")
+	fs.DurationVar(&f.negTTL, "negative-ttl", time.Minute, "how long an unknown id is cached as such")
 	fs.IntVar(&f.users, "users", 100_000, "users to seed when the table is empty")
 	fs.DurationVar(&f.latency, "origin-latency", 0, "cost added to every database query, to simulate a slow database")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -202,7 +203,7 @@ func start(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 		StaleTTL:    f.staleTTL,
 		NegativeTTL: f.negTTL,
 		Logger:      log,
-		Recorder:    live.Recorder(metrics.Recorder("user")),
+		Observe:     stats.Observe{Recorder: live.Recorder(metrics.Recorder("user"))},
 	}
 	if rdb != nil {
 		opts.Store = redisstore.New(rdb, nil)

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/cachetest"
-	"github.com/tiercache/tiercache/internal/demo/server"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
-	"github.com/tiercache/tiercache/internal/demo/userdb/userdbtest"
-	"github.com/tiercache/tiercache/internal/liveview"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/server"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb/userdbtest"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview"
 )
 
 // TestServe runs two serve instances on one database and one Redis, over
@@ -49,10 +49,10 @@ func testServe(t *testing.T, db string) {
 
 	// An unknown id: 404, then 404 again from the negative entry, without
 	// a second database read.
-	before := stats(t, a)
+	before := debugStats(t, a)
 	getUser(t, a, "5000", http.StatusNotFound)
 	getUser(t, a, "5000", http.StatusNotFound)
-	after := stats(t, a)
+	after := debugStats(t, a)
 	if got := after.Origin.Reads - before.Origin.Reads; got != 1 {
 		t.Errorf("two GETs of an unknown id read the database %d times, want 1", got)
 	}
@@ -163,7 +163,7 @@ func testServe(t *testing.T, db string) {
 			}
 		}
 		// /debug/stats shows the version in use, with its generation.
-		s := stats(t, base)
+		s := debugStats(t, base)
 		want := liveview.Keyspace{Name: "user", Version: fmt.Sprintf("v1+%d", gen), CodeVersion: "v1", Generation: gen, Switches: 1}
 		if s.Keyspace != want || !s.L2.Enabled || s.L2.Breaker != "closed" {
 			t.Errorf("%s/debug/stats after bump: keyspace %+v, l2 %+v; want %+v and a closed breaker", base, s.Keyspace, s.L2, want)
@@ -271,7 +271,7 @@ func getUser(t *testing.T, base, id string, want int) userdb.User {
 	return u
 }
 
-func stats(t *testing.T, base string) liveview.Data {
+func debugStats(t *testing.T, base string) liveview.Data {
 	t.Helper()
 	var s liveview.Data
 	decode(t, do(t, http.MethodGet, base+"/debug/stats", "", http.StatusOK), &s)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tiercache/tiercache/internal/liveview"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview"
 )
 
 // Report is the outcome of a demo run. Its JSON form (WriteJSON) is stable:

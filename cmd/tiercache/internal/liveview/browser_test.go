@@ -22,16 +22,16 @@ import (
 
 	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/cachetest"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview/browsertest"
 	"github.com/tiercache/tiercache/internal/keys"
-	"github.com/tiercache/tiercache/internal/liveview"
-	"github.com/tiercache/tiercache/internal/liveview/browsertest"
 	"github.com/tiercache/tiercache/redisstore"
 	"github.com/tiercache/tiercache/stats"
 )
 
 // screenshotPath is where UPDATE_SCREENSHOT=1 writes the live page's
 // screenshot, for the docs.
-const screenshotPath = "../../docs/liveview.png"
+const screenshotPath = "../../../../docs/liveview.png"
 
 // clock is the view's clock: the samples are a second apart without the
 // test waiting for it.
@@ -87,8 +87,8 @@ func TestLivePageInBrowser(t *testing.T) {
 	storeB, _ := newStore(t, rs)
 	newCache := func(store *redisstore.Store, rec stats.Recorder) *tiercache.Cache[string] {
 		c, err := tiercache.New(&tiercache.Options[string]{
-			Keyspace: tiercache.Keyspace{Name: "user", Version: "v1"}, Store: store, Recorder: rec,
-			Retry: tiercache.Retry{Disable: true},
+			Keyspace: tiercache.Keyspace{Name: "user", Version: "v1"}, Store: store, Observe: stats.Observe{Recorder: rec},
+			Retry: tiercache.Retry{Attempts: 1},
 		})
 		if err != nil {
 			t.Fatal(err)

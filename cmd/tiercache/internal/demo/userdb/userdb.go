@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/redact"
 )
 
 // User is a row of the users table, and the value the caches hold.

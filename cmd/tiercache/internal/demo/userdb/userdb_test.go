@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/userdb/userdbtest"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb/userdbtest"
 )
 
 func TestParseID(t *testing.T) {

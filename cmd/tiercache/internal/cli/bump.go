@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/redact"
 	"github.com/tiercache/tiercache/internal/fleet"
 	"github.com/tiercache/tiercache/internal/keys"
 	"github.com/tiercache/tiercache/redisstore"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
 )
 
 // gated is a target that says when a request enters it, then sends it to

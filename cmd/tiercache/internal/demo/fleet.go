@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/driver"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/redisstore"
 	"github.com/tiercache/tiercache/stats"
 )
@@ -107,13 +107,13 @@ func newInstance(ctx context.Context, cfg fleetConfig) (*instance, error) {
 		// and stays servable stale long after it; early refresh is off so
 		// that the expiry happens under load rather than just before it.
 		in.hot, err = tiercache.New(&tiercache.Options[userdb.User]{
-			Keyspace:            tiercache.Keyspace{Name: "user-hot", Version: cfg.version},
-			Store:               store,
-			TTL:                 cfg.hotTTL,
-			StaleTTL:            time.Minute,
-			DisableJitter:       true,
-			DisableEarlyRefresh: true,
-			Logger:              cfg.logger,
+			Keyspace: tiercache.Keyspace{Name: "user-hot", Version: cfg.version},
+			Store:    store,
+			TTL:      cfg.hotTTL,
+			StaleTTL: time.Minute,
+			Jitter:   -1,
+			Rebuild:  tiercache.Rebuild{EarlyRefreshBeta: -1},
+			Logger:   cfg.logger,
 		})
 	}
 	if err != nil {

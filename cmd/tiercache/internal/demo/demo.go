@@ -48,7 +48,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
 )
 
 // Config configures Run. Start from DefaultConfig.

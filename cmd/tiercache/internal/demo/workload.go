@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
 )
 
 // The request mix. Reads of existing users take what is left.

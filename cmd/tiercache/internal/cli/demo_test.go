@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache/cachetest"
-	"github.com/tiercache/tiercache/internal/demo"
-	"github.com/tiercache/tiercache/internal/liveview/browsertest"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview/browsertest"
 )
 
 // smallDemo returns the flags of a short demo.

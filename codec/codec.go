@@ -1,8 +1,11 @@
-package tiercache
+// Package codec holds the interface through which tiercache encodes values
+// for the shared tier, and its default, JSON. Subpackages hold other codecs
+// (gojson: the same JSON through goccy/go-json).
+package codec
 
 import "encoding/json"
 
-// Codec encodes values for the shared tier. Implementations must be safe for
+// Codec encodes values for the shared tier (tiercache.Options.L2.Codec). Implementations must be safe for
 // concurrent use.
 type Codec[V any] interface {
 	// ID identifies the encoding in stored entries, so that an entry written

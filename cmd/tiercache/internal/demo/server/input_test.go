@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
-	"github.com/tiercache/tiercache/internal/demo/userdb/userdbtest"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb/userdbtest"
 )
 
 // logBuffer collects a JSON slog handler's records; safe for concurrent

@@ -25,7 +25,7 @@ type Data struct {
 	L1    L1    `json:"l1"`
 	L2    L2    `json:"l2"`
 	// Oversize counts values too large to cache and entries too large to
-	// read (Options.MaxValueSize).
+	// read (Options.L2.MaxValueSize).
 	Oversize uint64 `json:"oversize"`
 	// Origin is the origin's query counts; null when the view was not
 	// given them (Options.Origin).

@@ -18,7 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/tiercacheotel"
 )
 
@@ -105,8 +105,8 @@ func (t *telemetry) instrument(keyspace string, opts *tiercache.Options[userdb.U
 	if t == nil {
 		return
 	}
-	opts.Hooks = tiercacheotel.Hooks(t.tp)
-	opts.Recorder = tiercacheotel.Tee(opts.Recorder, t.metrics.Recorder(keyspace))
+	opts.Observe.Hooks = tiercacheotel.Hooks(t.tp)
+	opts.Observe.Recorder = tiercacheotel.Tee(opts.Observe.Recorder, t.metrics.Recorder(keyspace))
 }
 
 // watch exports the counters of src.

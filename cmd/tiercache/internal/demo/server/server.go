@@ -41,9 +41,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/tiercache/tiercache"
-	"github.com/tiercache/tiercache/internal/demo/redact"
-	"github.com/tiercache/tiercache/internal/demo/userdb"
-	"github.com/tiercache/tiercache/internal/liveview"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/liveview"
 )
 
 // MaxBody bounds the body of a PUT.

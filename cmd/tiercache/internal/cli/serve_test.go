@@ -175,7 +175,7 @@ func TestDefaultDatabaseIgnored(t *testing.T) {
 	if !ok || name == "" {
 		t.Fatalf("no default --db in the usage:\n%s", usage)
 	}
-	b, err := os.ReadFile("../../.gitignore")
+	b, err := os.ReadFile("../../../../.gitignore")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tiercache/tiercache/internal/demo/redact"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/redact"
 )
 
 // postgresDB is the PostgreSQL backend, on a pgx connection pool.

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tiercache/tiercache/cachetest"
-	"github.com/tiercache/tiercache/internal/demo/userdb/userdbtest"
+	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb/userdbtest"
 )
 
 // connectErr connects to rawURL with a connect timeout of an hour, so that

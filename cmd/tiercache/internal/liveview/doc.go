@@ -8,7 +8,7 @@
 //	view, err := liveview.New(&liveview.Options{Origin: db.Queries})
 //	cache, err := tiercache.New(&tiercache.Options[User]{
 //		Keyspace: tiercache.Keyspace{Name: "user"},
-//		Recorder: view.Recorder(metrics.Recorder("user")), // degradations; prom's recorder goes on
+//		Observe:  stats.Observe{Recorder: view.Recorder(metrics.Recorder("user"))}, // degradations; prom's recorder goes on
 //	})
 //	view.Watch(cache, ping) // ping: the shared tier's health check, or nil
 //	stop := view.Start(ctx) // a sample a second, for the history
