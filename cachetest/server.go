@@ -32,9 +32,9 @@ var (
 	ErrNotInstalled = errors.New("cachetest: Redis is not installed")
 
 	errServerNotInstalled = fmt.Errorf("%w: redis-server not found in PATH; this test needs a real Redis: run `make test`, which installs it, or apt-get install redis-server redis-tools", ErrNotInstalled)
-	errNotRunning   = errors.New("cachetest: redis-server is not running")
-	errClosed       = errors.New("cachetest: server closed")
-	errAddrInUse    = errors.New("address already in use")
+	errNotRunning         = errors.New("cachetest: redis-server is not running")
+	errClosed             = errors.New("cachetest: server closed")
+	errAddrInUse          = errors.New("address already in use")
 )
 
 // Server is a private redis-server process started for tests. Its methods
