@@ -331,12 +331,6 @@ func (ep epoch) changed(gen *atomic.Uint64) bool {
 	return ep.stripe.Load() != ep.at || gen.Load() != ep.gen
 }
 
-// keep puts e in L1 unless id was invalidated since ep was noted (see
-// putIf: the check and the insertion are one step).
-func (c *Cache[V]) keep(id string, e *entry[V], ep epoch) {
-	c.putIf(id, e, &ep)
-}
-
 // put inserts e in L1 under id. otter evicts on the goroutine that inserts
 // unless another holds its maintenance lock, in which case the insertion
 // waits for the next one: insertions are serialized, and one that leaves L1

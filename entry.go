@@ -39,9 +39,9 @@ func micros(d time.Duration) uint32 {
 	return uint32(min(max(d/time.Microsecond, 0), math.MaxUint32))
 }
 
-// keepUntil returns when e stops being usable for stale-if-error: MaxStale
+// retainUntil returns when e stops being usable for stale-if-error: MaxStale
 // past its hard expiry.
-func (c *Cache[V]) keepUntil(e *entry[V]) int64 { return e.hard + int64(c.cfg.MaxStale) }
+func (c *Cache[V]) retainUntil(e *entry[V]) int64 { return e.hard + int64(c.cfg.MaxStale) }
 
 // earlyFrom returns when the XFetch check of e starts: before it the chance
 // of an early refresh is negligible (see xfetchWindow).

@@ -70,7 +70,7 @@ func (c *Cache[V]) get(ctx context.Context, id string, load LoaderFunc[V]) (*ent
 			return c.answer(e, stats.L1, true)
 		}
 	}
-	if !ok || now >= c.keepUntil(e) {
+	if !ok || now >= c.retainUntil(e) {
 		e = nil // useless even for stale-if-error
 	}
 	return c.miss(ctx, id, load, e)
@@ -104,20 +104,20 @@ type fetched[V any] struct {
 // usable for stale-if-error or while the shared tier fails.
 func (c *Cache[V]) miss(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (*entry[V], result, error) {
 	if c.closed.Load() {
-		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
+		return c.answerError(nil, result{stats.Error, stats.None}, ErrClosed)
 	}
 	if err := checkID(id); err != nil {
-		return c.fail(nil, result{stats.Error, stats.None}, err)
+		return c.answerError(nil, result{stats.Error, stats.None}, err)
 	}
 	if c.tier == nil {
 		return c.missInProcess(ctx, id, load, prev)
 	}
 	call, leader := c.loads.Join(id)
 	if call == nil {
-		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
+		return c.answerError(nil, result{stats.Error, stats.None}, ErrClosed)
 	}
 	if leader {
-		c.leadWith(ctx, single(c, origin[V]{one: load}, pend[V]{id: id, call: call, prev: prev}))
+		c.runResolution(ctx, single(c, origin[V]{one: load}, pend[V]{id: id, call: call, prev: prev}))
 	}
 	f, err := call.Wait(ctx)
 	if err != nil {
@@ -138,8 +138,8 @@ func (c *Cache[V]) settle(f fetched[V], shared bool) (*entry[V], result, error) 
 	return f.e, f.r, nil
 }
 
-// fail counts a request answered with err (and e, if not nil).
-func (c *Cache[V]) fail(e *entry[V], r result, err error) (*entry[V], result, error) {
+// answerError counts a request answered with err (and e, if not nil).
+func (c *Cache[V]) answerError(e *entry[V], r result, err error) (*entry[V], result, error) {
 	c.counter.RecordRequest(r.outcome, r.tier, 0)
 	return e, r, err
 }
@@ -149,19 +149,19 @@ func (c *Cache[V]) fail(e *entry[V], r result, err error) (*entry[V], result, er
 func (c *Cache[V]) degrade(ctx context.Context, id string, prev *entry[V], cause error) (*entry[V], result, error) {
 	if ctxErr := ctx.Err(); ctxErr != nil && errorsIsContext(cause) {
 		// The caller gave up; its own deadline is its answer.
-		return c.fail(nil, result{stats.Error, stats.None}, cause)
+		return c.answerError(nil, result{stats.Error, stats.None}, cause)
 	}
 	if c.closed.Load() || errors.Is(cause, flight.ErrClosed) {
-		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed) // no degradation: the cache is gone
+		return c.answerError(nil, result{stats.Error, stats.None}, ErrClosed) // no degradation: the cache is gone
 	}
-	if prev != nil && !prev.negative && c.now() < c.keepUntil(prev) {
-		return c.fail(prev, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
+	if prev != nil && !prev.negative && c.now() < c.retainUntil(prev) {
+		return c.answerError(prev, result{stats.StaleIfError, stats.L1}, &degradedError{kind: ErrStale, cause: cause})
 	}
 	if c.cfg.Fallback != nil {
 		e := &entry[V]{value: c.cfg.Fallback(id, cause)}
-		return c.fail(e, result{stats.Fallback, stats.None}, &degradedError{kind: ErrFallback, cause: cause})
+		return c.answerError(e, result{stats.Fallback, stats.None}, &degradedError{kind: ErrFallback, cause: cause})
 	}
-	return c.fail(nil, result{stats.Error, stats.None}, cause)
+	return c.answerError(nil, result{stats.Error, stats.None}, cause)
 }
 
 // degradedError wraps both a degradation marker and its cause.

@@ -89,7 +89,7 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 				continue
 			}
 		}
-		if !ok || now >= c.keepUntil(e) {
+		if !ok || now >= c.retainUntil(e) {
 			e = nil
 		}
 		misses = append(misses, missed{id, e})
@@ -98,24 +98,24 @@ func (c *Cache[V]) getMany(ctx context.Context, ids []string, load BatchLoaderFu
 		return out, rs, nil
 	}
 	waits := make([]joined[V], 0, len(misses))
-	var lead []*pend[V]
+	var led []*pend[V]
 	for _, m := range misses {
 		call, leader := c.loads.Join(m.id)
 		if call == nil {
 			// Closed meanwhile: the calls this GetMany leads must still be
 			// answered, or callers that joined them would wait forever.
-			for _, p := range lead {
+			for _, p := range led {
 				c.loads.Finish(p.id, p.call, fetched[V]{}, ErrClosed)
 			}
 			return out, rs, ErrClosed
 		}
 		waits = append(waits, joined[V]{m.id, call, m.prev, !leader})
 		if leader {
-			lead = append(lead, &pend[V]{id: m.id, call: call, prev: m.prev})
+			led = append(led, &pend[V]{id: m.id, call: call, prev: m.prev})
 		}
 	}
-	if len(lead) > 0 {
-		c.lead(ctx, lead, o)
+	if len(led) > 0 {
+		c.resolveLed(ctx, led, o)
 	}
 
 	var failures []error

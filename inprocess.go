@@ -40,11 +40,11 @@ const abandonAfter = 20 * time.Millisecond
 // prev is the L1 entry, if any, for stale-if-error.
 func (c *Cache[V]) missInProcess(ctx context.Context, id string, load LoaderFunc[V], prev *entry[V]) (*entry[V], result, error) {
 	if ctx.Err() != nil { // the caller gave up already: its context's error
-		return c.fail(nil, result{stats.Error, stats.None}, context.Cause(ctx))
+		return c.answerError(nil, result{stats.Error, stats.None}, context.Cause(ctx))
 	}
 	call, leader := c.loads.Claim(id, time.Now().Add(c.cfg.LoadTimeout))
 	if call == nil {
-		return c.fail(nil, result{stats.Error, stats.None}, ErrClosed)
+		return c.answerError(nil, result{stats.Error, stats.None}, ErrClosed)
 	}
 	var f fetched[V]
 	var err error
@@ -186,7 +186,7 @@ func (c *Cache[V]) runInProcess(call *inCall[V]) {
 		f, err = fetched[V]{}, c.abandoned(id, flight.ErrAbandoned)
 	case err == nil || notFound:
 		e := c.newEntry(v, notFound, c.now(), took)
-		c.keep(id, e, ep)
+		c.putIf(id, e, &ep)
 		f, err = fetched[V]{e: e, r: result{stats.Miss, stats.Origin}}, nil
 	case !c.closed.Load(): // a load cancelled by Close is no degradation
 		c.warn(&call.Ctx, "tiercache: load failed", c.space().Key(id), err)

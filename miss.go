@@ -96,14 +96,14 @@ func single[V any](c *Cache[V], o origin[V], p pend[V]) *resolution[V] {
 	return r
 }
 
-// lead resolves ps, whose calls the caller leads; every call is finished
+// resolveLed resolves ps, whose calls the caller leads; every call is finished
 // whatever happens.
-func (c *Cache[V]) lead(ctx context.Context, ps []*pend[V], o origin[V]) {
-	c.leadWith(ctx, &resolution[V]{c: c, o: o, all: ps})
+func (c *Cache[V]) resolveLed(ctx context.Context, ps []*pend[V], o origin[V]) {
+	c.runResolution(ctx, &resolution[V]{c: c, o: o, all: ps})
 }
 
-// leadWith is lead of the resolution r.
-func (c *Cache[V]) leadWith(ctx context.Context, r *resolution[V]) {
+// runResolution is resolveLed of the resolution r.
+func (c *Cache[V]) runResolution(ctx context.Context, r *resolution[V]) {
 	r.caller = ctx
 	if !c.loads.Run(ctx, r.guard(r.first)) {
 		r.finishAll(ErrClosed)
@@ -239,7 +239,7 @@ func (r *resolution[V]) route(ctx context.Context, p *pend[V], a action) {
 	switch a {
 	case serveCur:
 		p.cur.inherit(p.prev)
-		c.keep(p.id, p.cur, p.ep)
+		c.putIf(p.id, p.cur, &p.ep)
 		f := c.served(ctx, p, p.cur, stats.L2, r)
 		if p.waited {
 			f.r.outcome = stats.Miss // it was not cached when asked
@@ -443,7 +443,7 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 	results := r.fill(ctx, ps, entries)
 	for i, p := range ps {
 		if results[i] != refused && results[i] != tooLarge {
-			c.keep(p.id, entries[i], p.ep)
+			c.putIf(p.id, entries[i], &p.ep)
 		}
 		if c.tier != nil {
 			c.tier.Waiters().Wake(p.id)
