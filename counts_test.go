@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
 )
 
 // TestAbandonedCountsOnlyLoadersThatIgnoreCtx: stats.Snapshot says
@@ -99,7 +100,7 @@ func TestStartupIsNoVersionSwitch(t *testing.T) {
 	if _, err := a.BumpVersion(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf cachetest.Buffer
 	o.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c := newCache(t, srv(t).Addr(), o) // a process started after the bump
 	if got := c.Keyspace().Version; got != a.Keyspace().Version {

@@ -49,25 +49,8 @@ type user struct {
 	Version int    `json:"version"`
 }
 
-// clock is a fake time source for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Unix(1_800_000_000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a fake clock for tests.
+func newClock() *cachetest.Clock { return cachetest.NewClock(time.Unix(1_800_000_000, 0)) }
 
 // keyspaceNames holds the keyspace name of each running test.
 var keyspaceNames sync.Map // *testing.T -> string

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/internal/wire"
 )
 
@@ -16,7 +17,7 @@ import (
 // neither tier (logged once), Set refuses it, and an oversized entry in Redis
 // is a miss that is never decoded.
 func TestMaxValueSize(t *testing.T) {
-	var buf syncBuffer
+	var buf cachetest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := newCache(t, srv(t).Addr(), tiercache.Options[user]{L2: tiercache.L2[user]{MaxValueSize: 100}, Logger: logger})
 	big := user{Name: strings.Repeat("x", 200)}

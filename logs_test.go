@@ -29,7 +29,7 @@ func TestSubscriptionFailureLoggedOnce(t *testing.T) {
 	if _, err := s.Do(acl...); err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf cachetest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := advACLCache(t, s, "app", pw, tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}, Logger: logger})
 	db := newOrigin("1")
@@ -63,7 +63,7 @@ func TestSubscriptionFailureLoggedOnce(t *testing.T) {
 // with no traffic at all.
 func TestRedisOutageLoggedOnce(t *testing.T) {
 	s := cachetest.StartRedis(t)
-	var buf syncBuffer
+	var buf cachetest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := newCache(t, s.Addr(), tiercache.Options[user]{Logger: logger})
 	if _, err := c.Get(t.Context(), "1", newOrigin("1").load); err != nil {

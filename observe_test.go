@@ -1,9 +1,7 @@
 package tiercache_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,24 +11,14 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/stats"
 )
 
 // records parses the JSON log lines in buf.
-func records(t *testing.T, buf *syncBuffer) []map[string]any {
+func records(t *testing.T, buf *cachetest.Buffer) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
-		if len(line) == 0 {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal(line, &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, rec)
-	}
-	return out
+	return buf.Records(t)
 }
 
 // TestDebugLogPerRequest: at Debug, each Get writes exactly one record with
@@ -38,7 +26,7 @@ func records(t *testing.T, buf *syncBuffer) []map[string]any {
 // hit, an L2 hit, a negative hit and a stale hit are told apart.
 func TestDebugLogPerRequest(t *testing.T) {
 	clk := newClock()
-	var buf syncBuffer
+	var buf cachetest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := tiercache.Options[user]{TTL: time.Minute, StaleTTL: time.Hour, L1: tiercache.L1[user]{TTL: time.Hour}, Jitter: -1, Logger: logger}
 	tiercache.SetClock(&o, clk.Now)

@@ -307,7 +307,7 @@ func TestOriginFailing(t *testing.T) {
 // TestDegradationLoggedOnce: a failing load shared by many callers is
 // logged once at Warn, not once per caller.
 func TestDegradationLoggedOnce(t *testing.T) {
-	var buf syncBuffer
+	var buf cachetest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := newCache(t, "", tiercache.Options[user]{Logger: logger, Retry: tiercache.Retry{Attempts: 1}})
 	release := make(chan struct{})
@@ -410,22 +410,4 @@ func TestFaultySoak(t *testing.T) {
 	if proxy.Resets()+proxy.Truncations() == 0 {
 		t.Fatal("the proxy injected no fault")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }

@@ -66,7 +66,7 @@ func TestTLSAndACL(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		return rdb
 	}
-	var logs syncBuffer
+	var logs cachetest.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := tiercache.Options[user]{
 		Keyspace: tiercache.Keyspace{Name: "user"}, Prefix: "app1:", StaleTTL: time.Minute, Logger: logger,

@@ -1,31 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"net"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/tiercache/tiercache/cachetest"
 )
 
 // buffer is a bytes.Buffer safe for concurrent use: serve logs from its
 // goroutines while a test reads.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type buffer = cachetest.Buffer
 
 // run runs the command line args in-process.
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {

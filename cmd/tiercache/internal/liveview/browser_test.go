@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,25 +32,6 @@ import (
 // screenshot, for the docs.
 const screenshotPath = "../../../../docs/liveview.png"
 
-// clock is the view's clock: the samples are a second apart without the
-// test waiting for it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func newStore(t *testing.T, rs *cachetest.Server) (*redisstore.Store, *redis.Client) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true})
@@ -67,7 +47,7 @@ func newStore(t *testing.T, rs *cachetest.Server) (*redisstore.Store, *redis.Cli
 func TestLivePageInBrowser(t *testing.T) {
 	ctx, page := browsertest.Start(t, 1280, 1000)
 	rs := cachetest.StartRedis(t)
-	clk := &clock{now: time.Now().Truncate(time.Second)}
+	clk := cachetest.NewClock(time.Now().Truncate(time.Second))
 	var queries atomic.Uint64
 	view, err := liveview.New(&liveview.Options{Now: clk.Now, Origin: func() (uint64, uint64) { return queries.Load(), 0 }})
 	if err != nil {
@@ -129,7 +109,7 @@ func TestLivePageInBrowser(t *testing.T) {
 			}
 			_, gen, _ = keys.ParseVersion(bumped.Keyspace.Version)
 		}
-		clk.advance(time.Second)
+		clk.Advance(time.Second)
 		view.Sample(ctx)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/stats"
 )
 
@@ -53,24 +54,8 @@ func (s *source) set(f func(s *source)) {
 	f(s)
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+func newClock() *cachetest.Clock {
+	return cachetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // origin counts queries for Options.Origin.
@@ -325,7 +310,7 @@ func TestHistory(t *testing.T) {
 	record(src.counter, 6, stats.Hit, stats.L2)
 	record(src.counter, 4, stats.Miss, stats.Origin)
 	og.add(4, 2)
-	clk.advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	v.Sample(t.Context())
 	d, err := v.Data()
 	if err != nil {
@@ -341,7 +326,7 @@ func TestHistory(t *testing.T) {
 		t.Errorf("point = %+v", p)
 	}
 	for range 4 {
-		clk.advance(time.Second)
+		clk.Advance(time.Second)
 		v.Sample(t.Context())
 	}
 	d, _ = v.Data()
@@ -395,10 +380,10 @@ func TestDegradations(t *testing.T) {
 	r.RecordEvent(stats.Refresh)
 	r.RecordLoad(time.Millisecond, true)
 	record(r, 3, stats.Error, stats.None)
-	clk.advance(4 * time.Second)
+	clk.Advance(4 * time.Second)
 	record(r, 1, stats.Error, stats.None) // within 5 s of the last: same entry
 	r.RecordEvent(stats.L2Error)
-	clk.advance(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	record(r, 1, stats.Error, stats.None) // 5 s after the last: a new entry
 	record(r, 1, stats.StaleIfError, stats.L1)
 	if nx.requests != 11 || nx.loads != 1 || nx.events != 2 {

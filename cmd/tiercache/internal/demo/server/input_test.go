@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/json"
 	"log/slog"
@@ -9,38 +8,23 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb"
 	"github.com/tiercache/tiercache/cmd/tiercache/internal/demo/userdb/userdbtest"
 )
 
 // logBuffer collects a JSON slog handler's records; safe for concurrent
 // use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logBuffer struct{ cachetest.Buffer }
 
 // records returns the records at level or above.
 func (l *logBuffer) records(t *testing.T, level slog.Level) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(l.b.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
+	for _, rec := range l.Records(t) {
 		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(rec["level"].(string))); err != nil {
 			t.Fatal(err)
@@ -52,11 +36,7 @@ func (l *logBuffer) records(t *testing.T, level slog.Level) []map[string]any {
 	return out
 }
 
-func (l *logBuffer) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
+func (l *logBuffer) size() int { return l.Len() }
 
 // errorOf returns the "error" of a JSON error body, or the body as it is.
 func errorOf(w *httptest.ResponseRecorder) string {
