@@ -25,6 +25,9 @@ func TestGetFillsBothTiers(t *testing.T) {
 	if err != nil || u.Name != "user 42" {
 		t.Fatalf("Get = %+v, %v; want user 42", u, err)
 	}
+	if err := tiercache.WaitIdle(ctx, a); err != nil { // the fill follows the answer
+		t.Fatal(err)
+	}
 	key := "v1:" + name + ":42"
 	if got := a.Key("42"); got != key {
 		t.Fatalf("Key = %q, want %s", got, key)
