@@ -81,8 +81,7 @@ type Group[V any] struct {
 	stop   context.Context // done once Close is called
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // work started by Go and Run
-	busy   int            // work running; guarded by mu
-	idle   chan struct{}  // closed when busy drops to 0; guarded by mu
+	busy   busy           // work running; guarded by mu
 }
 
 // A Call is one execution shared by the callers of a key.
@@ -368,18 +367,14 @@ func (g *Group[V]) add() bool {
 		return false
 	}
 	g.wg.Add(1)
-	g.busy++
+	g.busy.add()
 	return true
 }
 
 // done counts the end of work counted by add.
 func (g *Group[V]) done() {
 	g.mu.Lock()
-	g.busy--
-	if g.busy == 0 && g.idle != nil {
-		close(g.idle)
-		g.idle = nil
-	}
+	g.busy.done()
 	g.mu.Unlock()
 	g.wg.Done()
 }
@@ -389,15 +384,11 @@ func (g *Group[V]) done() {
 // callers before its fill is done.
 func (g *Group[V]) WaitIdle(ctx context.Context) error {
 	g.mu.Lock()
-	if g.busy == 0 {
-		g.mu.Unlock()
+	ch := g.busy.wait()
+	g.mu.Unlock()
+	if ch == nil {
 		return nil
 	}
-	if g.idle == nil {
-		g.idle = make(chan struct{})
-	}
-	ch := g.idle
-	g.mu.Unlock()
 	select {
 	case <-ch:
 		return nil
