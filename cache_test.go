@@ -170,6 +170,9 @@ func TestCorruptEntriesAreMisses(t *testing.T) {
 			if s.L2Corrupt != 1 || s.Misses != 1 {
 				t.Fatalf("L2Corrupt %d, Misses %d; want 1, 1", s.L2Corrupt, s.Misses)
 			}
+			if err := tiercache.WaitIdle(t.Context(), c); err != nil { // the fill follows the answer
+				t.Fatal(err)
+			}
 			got, err := srv.Do("GET", key)
 			if err != nil {
 				t.Fatal(err)

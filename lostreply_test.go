@@ -148,6 +148,9 @@ func TestLostFillReplyCountsNoLostFill(t *testing.T) {
 	if _, err := c.Get(t.Context(), "lost", db.load); err != nil {
 		t.Fatal(err)
 	}
+	if err := tiercache.WaitIdle(t.Context(), c); err != nil { // the fill follows the answer
+		t.Fatal(err)
+	}
 	if d.lost.Load() != 1 {
 		t.Fatalf("the fault was not injected (%d replies lost)", d.lost.Load())
 	}
