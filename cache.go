@@ -331,6 +331,15 @@ func (ep epoch) changed(gen *atomic.Uint64) bool {
 	return ep.stripe.Load() != ep.at || gen.Load() != ep.gen
 }
 
+// unkeep drops id from L1 if it still holds e.
+func (c *Cache[V]) unkeep(id string, e *entry[V]) {
+	c.putMu.Lock()
+	if cur, ok := c.l1.GetIfPresent(id); ok && cur == e {
+		c.l1.Invalidate(id)
+	}
+	c.putMu.Unlock()
+}
+
 // put inserts e in L1 under id. otter evicts on the goroutine that inserts
 // unless another holds its maintenance lock, in which case the insertion
 // waits for the next one: insertions are serialized, and one that leaves L1

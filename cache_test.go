@@ -26,6 +26,9 @@ func TestGetFillsBothTiers(t *testing.T) {
 	if err != nil || u.Name != "user 42" {
 		t.Fatalf("Get = %+v, %v; want user 42", u, err)
 	}
+	if err := tiercache.WaitIdle(ctx, a); err != nil { // the fill follows the answer
+		t.Fatal(err)
+	}
 	key := "v1:" + name + ":42"
 	if got := a.Key("42"); got != key {
 		t.Fatalf("Key = %q, want %s", got, key)
@@ -167,6 +170,9 @@ func TestCorruptEntriesAreMisses(t *testing.T) {
 			s := c.Stats()
 			if s.L2Corrupt != 1 || s.Misses != 1 {
 				t.Fatalf("L2Corrupt %d, Misses %d; want 1, 1", s.L2Corrupt, s.Misses)
+			}
+			if err := tiercache.WaitIdle(t.Context(), c); err != nil { // the fill follows the answer
+				t.Fatal(err)
 			}
 			got, err := srv(t).Do("GET", key)
 			if err != nil {

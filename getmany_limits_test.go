@@ -64,6 +64,9 @@ func TestHugeGetMany(t *testing.T) {
 	if err != nil || len(m) != len(ids) {
 		t.Fatalf("cold GetMany: %d, %v", len(m), err)
 	}
+	if err := tiercache.WaitIdle(t.Context(), a); err != nil { // its fills
+		t.Fatal(err)
+	}
 	start = time.Now()
 	m, err = b.GetMany(t.Context(), ids, db.load)
 	warm := time.Since(start)

@@ -70,10 +70,10 @@ func (c *advLossyConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// isLockScript matches the rebuild lock's script for id "lost": EVAL or
-// EVALSHA with 2 keys (the value and "{...:lost}:lock"), a token and a TTL.
-func isLockScript(cmd []byte) bool {
-	return bytes.HasPrefix(cmd, []byte("*7\r\n")) && bytes.Contains(bytes.ToLower(cmd), []byte("eval")) && bytes.Contains(cmd, []byte(":lost}:lock"))
+// isLockAttempt matches the rebuild lock's attempt for id "lost": the
+// pipeline whose first command is SET "{...:lost}:lock" token NX PX ttl GET.
+func isLockAttempt(cmd []byte) bool {
+	return bytes.HasPrefix(cmd, []byte("*7\r\n$3\r\nSET\r\n")) && bytes.Contains(cmd, []byte(":lost}:lock")) && bytes.Contains(cmd, []byte("\r\nNX\r\n"))
 }
 
 // TestLostLockReplyIsNotAnotherProcess: docs/architecture.md, the read
@@ -82,7 +82,7 @@ func isLockScript(cmd []byte) bool {
 // a lock we may hold", and "wait" is for "ids another process is
 // rebuilding". redisstore leaves retries to go-redis ("go-redis already
 // retries what is safe to"), and go-redis retries a command whose
-// connection dropped (EOF, reset) after Redis ran it: the lock script runs
+// connection dropped (EOF, reset) after Redis ran it: the lock attempt runs
 // again with the same token, finds the lock held (by this very attempt)
 // and reports it contended. The process then waits LockWait for a rebuild
 // that nobody is doing, and the whole fleet with it (every process finds
@@ -90,7 +90,7 @@ func isLockScript(cmd []byte) bool {
 // ("timed out waiting for another process's rebuild") although no other
 // process exists.
 func TestLostLockReplyIsNotAnotherProcess(t *testing.T) {
-	d := &advLoseReply{match: isLockScript}
+	d := &advLoseReply{match: isLockAttempt}
 	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true, Dialer: d.dial})
 	t.Cleanup(func() { rdb.Close() })
 	c := newCache(t, "", tiercache.Options[user]{
@@ -98,7 +98,7 @@ func TestLostLockReplyIsNotAnotherProcess(t *testing.T) {
 		Rebuild: tiercache.Rebuild{LockTTL: 2 * time.Second, LockWait: 500 * time.Millisecond, FailOnLockWait: true}})
 	waitSettled(t, c)
 	db := newOrigin("warm", "lost")
-	// Warm up: the scripts are loaded in Redis (EVALSHA answers).
+	// Warm up: the fill script is loaded in Redis (EVALSHA answers).
 	if _, err := c.Get(t.Context(), "warm", db.load); err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +145,9 @@ func TestLostFillReplyCountsNoLostFill(t *testing.T) {
 	}
 	d.armed.Store(true)
 	if _, err := c.Get(t.Context(), "lost", db.load); err != nil {
+		t.Fatal(err)
+	}
+	if err := tiercache.WaitIdle(t.Context(), c); err != nil { // the fill follows the answer
 		t.Fatal(err)
 	}
 	if d.lost.Load() != 1 {

@@ -69,6 +69,7 @@ type resolution[V any] struct {
 
 	caller  context.Context // the leader's own context, for the first step
 	started bool            // the keyspace is known and the ids routed
+	inline  bool            // it runs on the leader's goroutine to the end
 	wake    chan struct{}   // signalled by fills and releases of the ids
 
 	// one holds the pend of a resolution of one id (a Get, a refresh), so
@@ -115,6 +116,7 @@ func (c *Cache[V]) runResolution(ctx context.Context, r *resolution[V]) {
 	r.caller = nil // the rest is detached from the leader
 	var ok bool
 	if ctx.Done() == nil {
+		r.inline = true
 		ok = c.loads.Run(ctx, r.guard(r.rest))
 	} else {
 		ok = c.loads.Go(ctx, r.guard(r.rest))
@@ -406,9 +408,11 @@ func (r *resolution[V]) stopWaiting() {
 	}
 }
 
-// loadRound calls the loader once for r.load, fills the shared tier with
-// the results (conditionally on the locks taken), keeps them in L1 and
-// answers.
+// loadRound calls the loader once for r.load, answers the callers as soon
+// as it returns (keeping the values in L1), and then fills the shared tier
+// (conditionally on the locks taken). The fill runs on this goroutine,
+// which no caller waits for, unless r runs on the leader's own goroutine
+// (its context can never end): then on one of the cache's.
 func (r *resolution[V]) loadRound(ctx context.Context) {
 	if len(r.load) == 0 {
 		return
@@ -426,116 +430,139 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 	}
 	took := time.Since(start)
 	if err != nil {
+		for _, p := range ps {
+			r.finish(p, fetched[V]{}, err)
+		}
 		r.release(ctx, ps)
 		if !c.closed.Load() { // a load cancelled by Close is no degradation
 			c.warn(ctx, "tiercache: load failed", ps[0].key, err)
 		}
-		for _, p := range ps {
-			r.finish(p, fetched[V]{}, err)
-		}
 		return
 	}
 	now := c.now()
-	entries := make([]*entry[V], len(ps))
+	f := &filling[V]{ps: ps, entries: make([]*entry[V], len(ps))}
 	for i := range ps {
-		entries[i] = c.newEntry(vals[i], !found[i], now, took)
+		f.entries[i] = c.newEntry(vals[i], !found[i], now, took)
 	}
-	results := r.fill(ctx, ps, entries)
+	r.prepare(ctx, f)
 	for i, p := range ps {
-		if results[i] != refused && results[i] != tooLarge {
-			c.putIf(p.id, entries[i], &p.ep)
+		if !f.tooLarge[i] {
+			c.putIf(p.id, f.entries[i], &p.ep)
 		}
-		if c.tier != nil {
-			c.tier.Waiters().Wake(p.id)
-		}
-		r.finish(p, fetched[V]{e: entries[i], r: result{stats.Miss, stats.Origin}}, nil)
+		r.finish(p, fetched[V]{e: f.entries[i], r: result{stats.Miss, stats.Origin}}, nil)
 	}
+	if r.inline && c.loads.Go(ctx, func(ctx context.Context) {
+		flight.Protect(func() { r.fill(ctx, f) }, func(err error) {
+			c.warn(ctx, "tiercache: fill failed", ps[0].key, err)
+		})
+	}) {
+		return
+	}
+	r.fill(ctx, f)
 }
 
-// writeResult is what became of a fill.
-type writeResult uint8
+// filling is the fill of the values a load returned, prepared before the
+// callers are answered and done after.
+type filling[V any] struct {
+	ps       []*pend[V]
+	entries  []*entry[V]
+	tooLarge []bool          // exceeds MaxValueSize: cached nowhere
+	ops      []driver.FillOp // conditional fills
+	opIdx    []int           // index in ps of each op
+	plain    []int           // indexes of plain fills (a store without locks)
+	bytes    [][]byte        // encoded values of the plain fills, by index in ps
+	ttls     []time.Duration // TTLs of the plain fills, by index in ps
+	release  []*pend[V]      // locks to release: nothing to fill
+}
 
-const (
-	notFilled writeResult = iota // for this process alone, or the tier failed
-	stored
-	refused  // a conditional fill found the lock gone: the value may be older than a write
-	tooLarge // the value exceeds MaxValueSize: cached nowhere
-)
-
-// fill stores entries in the shared tier: conditional fills where a lock
-// was tried (one batch), plain fills for a store without locks, nothing for
-// local loads. A fill releases its lock; locks of values not stored are
-// released, and their waiters told.
-func (r *resolution[V]) fill(ctx context.Context, ps []*pend[V], entries []*entry[V]) []writeResult {
+// prepare encodes the entries of f and sorts them: conditional fills where
+// a lock was tried, plain fills for a store without locks, nothing for
+// local loads; the locks of values that will not be stored are released.
+func (r *resolution[V]) prepare(ctx context.Context, f *filling[V]) {
 	c := r.c
-	results := make([]writeResult, len(ps))
+	f.tooLarge = make([]bool, len(f.ps))
 	if c.tier == nil {
-		return results
+		return
 	}
-	var ops []driver.FillOp
-	var opIdx []int
-	var release []*pend[V]
-	for i, p := range ps {
+	for i, p := range f.ps {
 		if p.local {
 			continue
 		}
-		b, err := c.encode(p.key, entries[i])
-		ttl := time.Duration(entries[i].hard - c.now())
+		b, err := c.encode(p.key, f.entries[i])
+		ttl := time.Duration(f.entries[i].hard - c.now())
 		switch {
 		case errors.Is(err, ErrValueTooLarge):
 			c.oversize(ctx, p.key, err)
-			results[i] = tooLarge
-			release = append(release, p)
-			continue
+			f.tooLarge[i] = true
+			f.release = append(f.release, p)
 		case err != nil:
 			c.warn(ctx, "tiercache: value not stored in the shared tier: encoding failed", p.key, err)
-			release = append(release, p)
-			continue
+			f.release = append(f.release, p)
 		case ttl < time.Millisecond:
-			release = append(release, p)
-			continue
+			f.release = append(f.release, p)
 		case p.token == "":
-			// Without a lock nothing cancels this fill but the epoch: a Set
-			// or Delete of this process since the load started must win.
-			// (Another process's write can still lose to it: stores
-			// without locks have no stale-set protection.)
-			if !p.ep.changed(&c.gen) && c.tier.FillPlain(ctx, r.space, p.id, b, ttl) == nil {
-				results[i] = stored
+			if f.bytes == nil {
+				f.bytes, f.ttls = make([][]byte, len(f.ps)), make([]time.Duration, len(f.ps))
 			}
-			continue
-		}
-		ops = append(ops, driver.FillOp{Key: p.key, Token: p.token, Value: b, TTL: ttl})
-		opIdx = append(opIdx, i)
-	}
-	r.release(ctx, release)
-	if len(ops) == 0 {
-		return results
-	}
-	if len(ops) == 1 {
-		ops[0].Note = c.tier.FillNote(r.space, ps[opIdx[0]].id)
-	}
-	ok, err := c.tier.Fill(ctx, ops)
-	var filled []string
-	var lost []*pend[V]
-	for j, i := range opIdx {
-		switch {
-		case ok[j]:
-			results[i] = stored
-			filled = append(filled, ps[i].id)
-		case err == nil:
-			c.record(stats.FillLost)
-			results[i] = refused
+			f.plain = append(f.plain, i)
+			f.bytes[i], f.ttls[i] = b, ttl
 		default:
-			lost = append(lost, ps[i])
+			f.ops = append(f.ops, driver.FillOp{Key: p.key, Token: p.token, Value: b, TTL: ttl})
+			f.opIdx = append(f.opIdx, i)
 		}
 	}
-	if len(ops) > 1 {
-		c.tier.Filled(ctx, r.space, filled)
+	if len(f.ops) == 1 {
+		f.ops[0].Note = c.tier.FillNote(r.space, f.ps[f.opIdx[0]].id)
 	}
-	// The tier failed: a lock we may hold must not make the others wait for
-	// its expiry.
-	r.release(ctx, lost)
-	return results
+}
+
+// fill stores f in the shared tier (one batch of conditional fills), drops
+// from L1 the values whose conditional fill was refused (they may be older
+// than a write), releases the locks of values not stored, and wakes this
+// process's waiters for the ids. It reads only what does not change once
+// the ids are answered (r.c, r.space and f), so it may run beside r.
+func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
+	c := r.c
+	if c.tier == nil {
+		return
+	}
+	r.release(ctx, f.release)
+	for _, i := range f.plain {
+		// Without a lock nothing cancels this fill but the epoch: a Set
+		// or Delete of this process since the load started must win.
+		// (Another process's write can still lose to it: stores without
+		// locks have no stale-set protection.)
+		p := f.ps[i]
+		if !p.ep.changed(&c.gen) {
+			c.tier.FillPlain(ctx, r.space, p.id, f.bytes[i], f.ttls[i])
+		}
+	}
+	if len(f.ops) > 0 {
+		ok, err := c.tier.Fill(ctx, f.ops)
+		var filled []string
+		var lost []*pend[V]
+		for j, i := range f.opIdx {
+			p := f.ps[i]
+			switch {
+			case ok[j]:
+				filled = append(filled, p.id)
+			case err == nil:
+				c.record(stats.FillLost)
+				c.unkeep(p.id, f.entries[i])
+			default:
+				lost = append(lost, p)
+			}
+		}
+		if len(f.ops) > 1 {
+			c.tier.Filled(ctx, r.space, filled)
+		}
+		// The tier failed: a lock we may hold must not make the others
+		// wait for its expiry.
+		r.release(ctx, lost)
+	}
+	for _, p := range f.ps {
+		c.tier.Waiters().Wake(p.id)
+	}
 }
 
 // release releases the locks ps may hold and tells the processes waiting

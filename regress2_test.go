@@ -291,6 +291,9 @@ func TestDefect7ForeignLockAndValueKeys(t *testing.T) {
 					t.Errorf("Get(%s) = %+v, %v; want the loader's value", ids[i], o.v, o.err)
 				}
 			}
+			if err := tiercache.WaitIdle(t.Context(), a); err != nil { // its fills
+				t.Fatal(err)
+			}
 
 			var notStored, lockNoTTL []string
 			for _, id := range ids {
@@ -357,6 +360,9 @@ func TestDefect8LargeGetMany(t *testing.T) {
 	got, err := a.GetMany(t.Context(), ids, batch(&aLoads))
 	if err != nil || len(got) != n {
 		t.Fatalf("first GetMany: %d values, %v; want %d, nil", len(got), err, n)
+	}
+	if err := tiercache.WaitIdle(t.Context(), a); err != nil { // its fills
+		t.Fatal(err)
 	}
 	got, err = b.GetMany(t.Context(), ids, batch(&bLoads))
 	if err != nil || len(got) != n {

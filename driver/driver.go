@@ -53,8 +53,10 @@ type Store interface {
 	Delete(ctx context.Context, keys []string, note Note) error
 
 	// Lock takes the rebuild lock of each key for ttl with its token unless
-	// another holds it, and returns, from the same atomic step, what the key
-	// holds (so a caller sees a fill that raced it). A lock that cannot be
+	// another holds it (a lock already holding the token is taken: a retry),
+	// and returns what the key holds, read after the lock attempt (so a
+	// caller sees a fill that released the lock before it; one atomic step
+	// is not needed: redisstore pipelines SET NX then GET). A lock that cannot be
 	// one of tiercache's (no expiry, content that is not a token, another
 	// type) is taken over and reported Repaired rather than waited for.
 	Lock(ctx context.Context, locks []LockRequest, ttl time.Duration) ([]LockResult, error)

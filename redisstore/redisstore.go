@@ -341,6 +341,22 @@ func (s *Store) deleteOnCluster(ctx context.Context, keys []string) error {
 	return nil
 }
 
+// A lock attempt is plain commands, pipelined (one round trip): for each
+// key "SET {key}:lock token NX PX ttl GET", then the value key's read (GET,
+// or one MGET for many keys on a single node). Plain commands cost Redis
+// about a microsecond each where a script costs several, and this needs no
+// script: the read comes after the SET on the same connection, so a fill
+// that released the lock before our SET took it is seen by our read, and a
+// fill after it cannot happen (we hold the lock, or its holder's fill is
+// seen by the read or announced later). The SET's GET returns what held the
+// lock: nothing (taken), our own token (go-redis retried a call whose reply
+// was lost: ours too), or another holder. A lock held by another, or that
+// could not be read as a string, goes through lockScript in a second round
+// trip, which checks it could be one of tiercache's and repairs it if not:
+// contention is the rare path (in-process single-flight leaves one attempt
+// per process), so it pays the script. A server older than Redis 7.0
+// refuses NX with GET: every attempt then goes through the script.
+
 // lockScript takes the lock if it is free, or if what holds it cannot be a
 // lock of tiercache's: another type, no expiry, or content that is not a
 // token (32 hex digits). A lock already holding the token is taken too:
@@ -370,42 +386,129 @@ if type(cur) == 'table' then cur = '' end
 if got then return {1, repaired, cur} end
 return {0, 0, cur}`)
 
-// Lock takes the rebuild locks of the requests (see driver.Store.Lock): one
-// script, or for many keys the scripts pipelined (one batch per node on a
-// cluster). A script in a pipeline is sent whole (EVAL), since a pipeline
-// cannot fall back from EVALSHA on NOSCRIPT.
+// Lock takes the rebuild locks of the requests (see driver.Store.Lock and
+// the comment above lockScript): one pipeline of plain commands, and
+// lockScript for the locks another holds.
 func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	out := make([]driver.LockResult, len(locks))
-	if len(locks) == 1 {
-		l := locks[0]
-		res, err := lockScript.Run(ctx, s.cmd, []string{l.Key, LockKey(l.Key)}, l.Token, pxOf(ttl)).Slice()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: lock: %w", err)
-		}
-		return out, lockResult(&out[0], res)
+	if len(locks) == 0 {
+		return out, nil
 	}
-	cmds := make([]*redis.Cmd, len(locks))
+	px := pxOf(ttl)
+	sets := make([]*redis.Cmd, len(locks))
+	var gets []*redis.StringCmd
+	var mget *redis.SliceCmd
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, l := range locks {
-			cmds[i] = lockScript.Eval(ctx, p, []string{l.Key, LockKey(l.Key)}, l.Token, pxOf(ttl))
+			sets[i] = p.Do(ctx, "SET", LockKey(l.Key), l.Token, "NX", "PX", px, "GET")
+		}
+		if len(locks) > 1 && !s.cluster {
+			ks := make([]string, len(locks))
+			for i, l := range locks {
+				ks[i] = l.Key
+			}
+			mget = p.MGet(ctx, ks...)
+			return nil
+		}
+		gets = make([]*redis.StringCmd, len(locks))
+		for i, l := range locks {
+			gets[i] = p.Get(ctx, l.Key)
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !isReply(err) {
 		return nil, fmt.Errorf("redisstore: lock: %w", err)
 	}
-	for i, cmd := range cmds {
-		res, err := cmd.Slice()
-		if err != nil {
+	var vals []any
+	if mget != nil {
+		if vals, err = mget.Result(); err != nil {
+			return nil, fmt.Errorf("redisstore: lock: MGET: %w", err)
+		}
+	}
+	var contended []int
+	for i, l := range locks {
+		held, err := sets[i].Text()
+		switch {
+		case errors.Is(err, redis.Nil) || (err == nil && held == l.Token):
+			out[i].Acquired = true
+		case err == nil || isReply(err):
+			// Held by another, or not a string, or a server that refuses
+			// NX with GET: the script decides.
+			contended = append(contended, i)
+			continue
+		default:
 			return nil, fmt.Errorf("redisstore: lock: %w", err)
 		}
-		if err := lockResult(&out[i], res); err != nil {
+		if mget != nil {
+			if str, ok := vals[i].(string); ok {
+				out[i].Current = []byte(str)
+			}
+			continue
+		}
+		b, err := gets[i].Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case isWrongType(err):
+			out[i].Current = foreign
+		case err != nil:
+			return nil, fmt.Errorf("redisstore: lock: GET: %w", err)
+		default:
+			out[i].Current = b
+		}
+	}
+	if len(contended) > 0 {
+		if err := s.lockScripted(ctx, locks, contended, px, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// lockScripted runs lockScript for locks[i] for each i in idx and stores
+// the results in out[i]: one EVALSHA, or for many the scripts pipelined
+// (sent whole: a pipeline cannot fall back from EVALSHA on NOSCRIPT).
+func (s *Store) lockScripted(ctx context.Context, locks []driver.LockRequest, idx []int, px int64, out []driver.LockResult) error {
+	if len(idx) == 1 {
+		l := locks[idx[0]]
+		res, err := lockScript.Run(ctx, s.cmd, []string{l.Key, LockKey(l.Key)}, l.Token, px).Slice()
+		if err != nil {
+			return fmt.Errorf("redisstore: lock: %w", err)
+		}
+		return lockResult(&out[idx[0]], res)
+	}
+	cmds := make([]*redis.Cmd, len(idx))
+	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for j, i := range idx {
+			l := locks[i]
+			cmds[j] = lockScript.Eval(ctx, p, []string{l.Key, LockKey(l.Key)}, l.Token, px)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: lock: %w", err)
+	}
+	for j, i := range idx {
+		res, err := cmds[j].Slice()
+		if err != nil {
+			return fmt.Errorf("redisstore: lock: %w", err)
+		}
+		if err := lockResult(&out[i], res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isReply reports an error that is Redis's reply to a command (the command
+// was answered), as opposed to a failure to get an answer.
+func isReply(err error) bool {
+	if errors.Is(err, redis.Nil) {
+		return true
+	}
+	var re redis.Error
+	return errors.As(err, &re)
 }
 
 func lockResult(r *driver.LockResult, res []any) error {
@@ -414,6 +517,7 @@ func lockResult(r *driver.LockResult, res []any) error {
 	}
 	r.Acquired = res[0] == int64(1)
 	r.Repaired = res[1] == int64(1)
+	r.Current = nil
 	if str, ok := res[2].(string); ok {
 		r.Current = []byte(str)
 	}
@@ -422,47 +526,70 @@ func lockResult(r *driver.LockResult, res []any) error {
 
 // fillScript stores the value only if the token still holds the lock,
 // releases the lock and publishes the note, atomically (the PUBLISH first:
-// see setScript). A retry of a fill whose reply was lost finds its own
-// bytes stored (an envelope carries its soft expiry and rebuild time, so
-// another fill's bytes differ) and reports them stored. PUBLISH takes no key, so the script stays within the
-// value key's slot on a cluster.
+// see setScript), for each op: KEYS are each op's value key and lock key,
+// ARGV each op's token, value, TTL in milliseconds, channel and message. A
+// retry of a fill whose reply was lost finds its own bytes stored (an
+// envelope carries its soft expiry and rebuild time, so another fill's
+// bytes differ) and reports them stored. PUBLISH takes no key, so on a
+// cluster a script of one op stays within the value key's slot; a script
+// of many ops is for a single node.
 var fillScript = redis.NewScript(`
-if redis.pcall('GET', KEYS[2]) == ARGV[1] then
-  if ARGV[4] ~= '' then
-    redis.call('PUBLISH', ARGV[4], ARGV[5])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local k, l, a = KEYS[2*i-1], KEYS[2*i], 5*(i-1)
+  out[i] = 0
+  if redis.pcall('GET', l) == ARGV[a+1] then
+    if ARGV[a+4] ~= '' then
+      redis.call('PUBLISH', ARGV[a+4], ARGV[a+5])
+    end
+    redis.call('SET', k, ARGV[a+2], 'PX', ARGV[a+3])
+    redis.call('DEL', l)
+    out[i] = 1
+  elseif redis.pcall('GET', k) == ARGV[a+2] then
+    out[i] = 1 -- stored by this very fill: go-redis retried it after a lost reply
   end
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  return 1
 end
-if redis.pcall('GET', KEYS[1]) == ARGV[2] then
-  return 1 -- stored by this very fill: go-redis retried it after a lost reply
-end
-return 0`)
+return out`)
 
-func fillArgs(op driver.FillOp) ([]string, []any) {
-	return []string{op.Key, LockKey(op.Key)}, []any{op.Token, op.Value, pxOf(op.TTL), op.Note.Channel, op.Note.Message}
+// fillArgs returns the keys and arguments of fillScript for ops.
+func fillArgs(ops []driver.FillOp) ([]string, []any) {
+	keys := make([]string, 0, 2*len(ops))
+	args := make([]any, 0, 5*len(ops))
+	for _, op := range ops {
+		keys = append(keys, op.Key, LockKey(op.Key))
+		args = append(args, op.Token, op.Value, pxOf(op.TTL), op.Note.Channel, op.Note.Message)
+	}
+	return keys, args
 }
 
 // Fill stores each op's value if its token still holds the key's lock (see
-// driver.Store.Fill): one script, or the scripts pipelined.
+// driver.Store.Fill): one script for all ops (EVALSHA; on a cluster one per
+// op, pipelined, one batch per node).
 func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	stored := make([]bool, len(ops))
-	if len(ops) == 1 {
-		keys, args := fillArgs(ops[0])
-		n, err := fillScript.Run(ctx, s.cmd, keys, args...).Int()
+	if len(ops) == 0 {
+		return stored, nil
+	}
+	if len(ops) == 1 || !s.cluster {
+		keys, args := fillArgs(ops)
+		res, err := fillScript.Run(ctx, s.cmd, keys, args...).Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: fill: %w", err)
 		}
-		stored[0] = n == 1
+		if len(res) != len(ops) {
+			return nil, fmt.Errorf("redisstore: fill: unexpected reply %v", res)
+		}
+		for i, n := range res {
+			stored[i] = n == 1
+		}
 		return stored, nil
 	}
 	cmds := make([]*redis.Cmd, len(ops))
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, op := range ops {
-			keys, args := fillArgs(op)
+		for i := range ops {
+			keys, args := fillArgs(ops[i : i+1])
 			cmds[i] = fillScript.Eval(ctx, p, keys, args...)
 		}
 		return nil
@@ -471,11 +598,11 @@ func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 		return nil, fmt.Errorf("redisstore: fill: %w", err)
 	}
 	for i, cmd := range cmds {
-		n, err := cmd.Int()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: fill: %w", err)
+		res, err := cmd.Int64Slice()
+		if err != nil || len(res) != 1 {
+			return nil, fmt.Errorf("redisstore: fill: %v: %w", res, err)
 		}
-		stored[i] = n == 1
+		stored[i] = res[0] == 1
 	}
 	return stored, nil
 }

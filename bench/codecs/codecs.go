@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 
 	"github.com/bytedance/sonic"
+	jsonv2 "github.com/go-json-experiment/json"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	gojson "github.com/goccy/go-json"
+	segjson "github.com/segmentio/encoding/json"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tiercache/tiercache/bench/workload"
@@ -34,6 +37,12 @@ func All() []Codec {
 		{Name: "goccy/go-json", JSON: true,
 			Encode: func(r *workload.Record) ([]byte, error) { return gojson.Marshal(r) },
 			Decode: func(b []byte, r *workload.Record) error { return gojson.Unmarshal(b, r) }},
+		{Name: "go-json-experiment/json", JSON: true,
+			Encode: func(r *workload.Record) ([]byte, error) { return jsonv2.Marshal(r, jsonv1.DefaultOptionsV1()) },
+			Decode: func(b []byte, r *workload.Record) error { return jsonv2.Unmarshal(b, r, jsonv1.DefaultOptionsV1()) }},
+		{Name: "segmentio/encoding", JSON: true,
+			Encode: func(r *workload.Record) ([]byte, error) { return segjson.Marshal(r) },
+			Decode: func(b []byte, r *workload.Record) error { return segjson.Unmarshal(b, r) }},
 		{Name: "bytedance/sonic", JSON: true,
 			Encode: func(r *workload.Record) ([]byte, error) { return sonic.Marshal(r) },
 			Decode: func(b []byte, r *workload.Record) error { return sonic.Unmarshal(b, r) }},

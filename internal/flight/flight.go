@@ -89,6 +89,7 @@ type Group[V any] struct {
 	stop   context.Context // done once Close is called
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // work started by Go and Run
+	busy   busy           // work running; guarded by mu
 }
 
 // A Call is one execution shared by the callers of a key.
@@ -313,7 +314,7 @@ func (g *Group[V]) Go(ctx context.Context, fn func(context.Context)) bool {
 	}
 	fctx := g.Context(ctx)
 	go func() {
-		defer g.wg.Done()
+		defer g.done()
 		fn(fctx)
 	}()
 	return true
@@ -325,7 +326,7 @@ func (g *Group[V]) Run(ctx context.Context, fn func(context.Context)) bool {
 	if !g.add() {
 		return false
 	}
-	defer g.wg.Done()
+	defer g.done()
 	fn(g.Context(ctx))
 	return true
 }
@@ -374,7 +375,34 @@ func (g *Group[V]) add() bool {
 		return false
 	}
 	g.wg.Add(1)
+	g.busy.add()
 	return true
+}
+
+// done counts the end of work counted by add.
+func (g *Group[V]) done() {
+	g.mu.Lock()
+	g.busy.done()
+	g.mu.Unlock()
+	g.wg.Done()
+}
+
+// WaitIdle waits until no work started by Go or Run is running (work may
+// start again at once), or ctx ends. It is for tests: a miss answers its
+// callers before its fill is done.
+func (g *Group[V]) WaitIdle(ctx context.Context) error {
+	g.mu.Lock()
+	ch := g.busy.wait()
+	g.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // Close cancels the context of the group's work, waits for it to return,

@@ -403,5 +403,5 @@ func TestRunnerAbandons(t *testing.T) {
 func (r *Runner) runningCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.running
+	return r.running.n
 }

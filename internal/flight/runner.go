@@ -34,9 +34,8 @@ type Runner struct {
 	Limit int
 
 	mu        sync.Mutex
-	running   int // calls whose function has not returned
-	abandoned int // of those, calls whose caller stopped waiting
-	idle      chan struct{}
+	running   busy // calls whose function has not returned
+	abandoned int  // of those, calls whose caller stopped waiting
 }
 
 // Run calls fn with ctx on a goroutine of its own and returns its error (a
@@ -54,7 +53,7 @@ func (r *Runner) Run(ctx context.Context, fn func(context.Context) error, abando
 		r.mu.Unlock()
 		return ErrTooManyAbandoned
 	}
-	r.running++
+	r.running.add()
 	r.mu.Unlock()
 
 	done := make(chan error, 1)
@@ -70,13 +69,9 @@ func (r *Runner) Run(ctx context.Context, fn func(context.Context) error, abando
 			left := state.abandoned
 			state.Unlock()
 			r.mu.Lock()
-			r.running--
+			r.running.done()
 			if left {
 				r.abandoned--
-			}
-			if r.running == 0 && r.idle != nil {
-				close(r.idle)
-				r.idle = nil
 			}
 			r.mu.Unlock()
 		}()
@@ -127,16 +122,38 @@ func (r *Runner) Abandoned() int {
 // whether none is.
 func (r *Runner) Wait(d time.Duration) bool {
 	r.mu.Lock()
-	if r.running == 0 {
-		r.mu.Unlock()
-		return true
-	}
-	if r.idle == nil {
-		r.idle = make(chan struct{})
-	}
-	idle := r.idle
+	idle := r.running.wait()
 	r.mu.Unlock()
-	return waitFor(idle, d)
+	return idle == nil || waitFor(idle, d)
+}
+
+// busy counts work running, and lets one wait until none is. Its owner's
+// mutex guards it.
+type busy struct {
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (b *busy) add() { b.n++ }
+
+func (b *busy) done() {
+	b.n--
+	if b.n == 0 && b.idle != nil {
+		close(b.idle)
+		b.idle = nil
+	}
+}
+
+// wait returns nil if nothing is running, else a channel closed once
+// nothing is.
+func (b *busy) wait() <-chan struct{} {
+	if b.n == 0 {
+		return nil
+	}
+	if b.idle == nil {
+		b.idle = make(chan struct{})
+	}
+	return b.idle
 }
 
 // waitFor waits until done is closed, or for d at most, and reports whether
