@@ -68,13 +68,16 @@ type Store struct {
 	cmd     redis.UniversalClient // for everything else
 	cluster bool
 	opts    Options
+	// lockOf derives the rebuild lock's key from a value key: LockKey, or
+	// for a Plain store PlainLockKey.
+	lockOf func(string) string
 }
 
 var _ driver.Store = (*Store)(nil)
 
 // New returns a Store that uses client. opts may be nil.
 func New(client redis.UniversalClient, opts *Options) *Store {
-	s := &Store{client: client, cmd: client}
+	s := &Store{client: client, cmd: client, lockOf: LockKey}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -197,7 +200,7 @@ return 1`)
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	keys, args := []string{key, LockKey(key)}, []any{value, pxOf(ttl), note.Channel, note.Message}
+	keys, args := []string{key, s.lockOf(key)}, []any{value, pxOf(ttl), note.Channel, note.Message}
 	if s.opts.WaitReplicas == 0 {
 		if err := setScript.Run(ctx, s.cmd, keys, args...).Err(); err != nil {
 			return fmt.Errorf("redisstore: set: %w", err)
@@ -280,7 +283,7 @@ func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) err
 	if !s.cluster {
 		all := make([]string, 0, 2*len(keys))
 		for _, k := range keys {
-			all = append(all, k, LockKey(k))
+			all = append(all, k, s.lockOf(k))
 		}
 		if s.opts.WaitReplicas > 0 {
 			return s.replicated(ctx, s.cmd, "delete", func(p redis.Pipeliner) {
@@ -310,7 +313,7 @@ func (s *Store) deleteOnCluster(ctx context.Context, keys []string) error {
 	if s.opts.WaitReplicas == 0 {
 		_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
-				p.Del(ctx, k, LockKey(k))
+				p.Del(ctx, k, s.lockOf(k))
 			}
 			return nil
 		})
@@ -331,7 +334,7 @@ func (s *Store) deleteOnCluster(ctx context.Context, keys []string) error {
 	for node, ks := range byNode {
 		err := s.replicated(ctx, node, "DEL", func(p redis.Pipeliner) {
 			for _, k := range ks {
-				p.Del(ctx, k, LockKey(k))
+				p.Del(ctx, k, s.lockOf(k))
 			}
 		})
 		if err != nil {
@@ -371,37 +374,20 @@ if got then return {1, repaired, cur} end
 return {0, 0, cur}`)
 
 // Lock takes the rebuild locks of the requests (see driver.Store.Lock): one
-// script, or for many keys the scripts pipelined (one batch per node on a
-// cluster). A script in a pipeline is sent whole (EVAL), since a pipeline
-// cannot fall back from EVALSHA on NOSCRIPT.
+// script, or for many keys the scripts pipelined (see evalEach).
 func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	out := make([]driver.LockResult, len(locks))
-	if len(locks) == 1 {
-		l := locks[0]
-		res, err := lockScript.Run(ctx, s.cmd, []string{l.Key, LockKey(l.Key)}, l.Token, pxOf(ttl)).Slice()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: lock: %w", err)
-		}
-		return out, lockResult(&out[0], res)
-	}
-	cmds := make([]*redis.Cmd, len(locks))
-	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, l := range locks {
-			cmds[i] = lockScript.Eval(ctx, p, []string{l.Key, LockKey(l.Key)}, l.Token, pxOf(ttl))
-		}
-		return nil
+	res, err := s.evalEach(ctx, lockScript, len(locks), func(i int) ([]string, []any) {
+		return []string{locks[i].Key, LockKey(locks[i].Key)}, []any{locks[i].Token, pxOf(ttl)}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: lock: %w", err)
 	}
-	for i, cmd := range cmds {
-		res, err := cmd.Slice()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: lock: %w", err)
-		}
-		if err := lockResult(&out[i], res); err != nil {
+	out := make([]driver.LockResult, len(locks))
+	for i, r := range res {
+		rs, _ := r.([]any)
+		if err := lockResult(&out[i], rs); err != nil {
 			return nil, err
 		}
 	}
@@ -440,8 +426,8 @@ if redis.pcall('GET', KEYS[1]) == ARGV[2] then
 end
 return 0`)
 
-func fillArgs(op driver.FillOp) ([]string, []any) {
-	return []string{op.Key, LockKey(op.Key)}, []any{op.Token, op.Value, pxOf(op.TTL), op.Note.Channel, op.Note.Message}
+func (s *Store) fillArgs(op driver.FillOp) ([]string, []any) {
+	return []string{op.Key, s.lockOf(op.Key)}, []any{op.Token, op.Value, pxOf(op.TTL), op.Note.Channel, op.Note.Message}
 }
 
 // Fill stores each op's value if its token still holds the key's lock (see
@@ -449,33 +435,13 @@ func fillArgs(op driver.FillOp) ([]string, []any) {
 func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	stored := make([]bool, len(ops))
-	if len(ops) == 1 {
-		keys, args := fillArgs(ops[0])
-		n, err := fillScript.Run(ctx, s.cmd, keys, args...).Int()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: fill: %w", err)
-		}
-		stored[0] = n == 1
-		return stored, nil
-	}
-	cmds := make([]*redis.Cmd, len(ops))
-	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, op := range ops {
-			keys, args := fillArgs(op)
-			cmds[i] = fillScript.Eval(ctx, p, keys, args...)
-		}
-		return nil
-	})
+	res, err := s.evalEach(ctx, fillScript, len(ops), func(i int) ([]string, []any) { return s.fillArgs(ops[i]) })
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: fill: %w", err)
 	}
-	for i, cmd := range cmds {
-		n, err := cmd.Int()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: fill: %w", err)
-		}
-		stored[i] = n == 1
+	stored := make([]bool, len(ops))
+	for i, r := range res {
+		stored[i] = r == int64(1)
 	}
 	return stored, nil
 }
@@ -492,14 +458,14 @@ func (s *Store) Unlock(ctx context.Context, locks []driver.LockRequest) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if len(locks) == 1 {
-		if err := unlockScript.Run(ctx, s.cmd, []string{LockKey(locks[0].Key)}, locks[0].Token).Err(); err != nil {
+		if err := unlockScript.Run(ctx, s.cmd, []string{s.lockOf(locks[0].Key)}, locks[0].Token).Err(); err != nil {
 			return fmt.Errorf("redisstore: unlock: %w", err)
 		}
 		return nil
 	}
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, l := range locks {
-			unlockScript.Eval(ctx, p, []string{LockKey(l.Key)}, l.Token)
+			unlockScript.Eval(ctx, p, []string{s.lockOf(l.Key)}, l.Token)
 		}
 		return nil
 	})

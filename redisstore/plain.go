@@ -1,0 +1,230 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/driver"
+)
+
+// Plain is a driver.Store on Redis that keeps entries in the plain format
+// of cache-aside code in other languages, so that tiercache and, say, a
+// Python service share one Redis and read each other's entries: the value's
+// JSON alone under the value key, the Redis TTL as its only expiry,
+// {"__nil":true} for "not found", and "lock:{key}" (SET NX EX) as the
+// rebuild lock, honoured both ways. See the package documentation for what
+// this format keeps and loses.
+//
+// It translates at the store boundary: tiercache hands it envelopes and it
+// stores their payload; it reads a value with its TTL in one step and hands
+// tiercache the envelope they describe. It is safe for concurrent use and
+// does not own the client.
+type Plain struct {
+	s *Store
+}
+
+var _ driver.Store = (*Plain)(nil)
+
+// ErrPlainCluster is NewPlain's error for a Redis Cluster or Ring client.
+var ErrPlainCluster = errors.New(`redisstore: the plain format cannot work on Redis Cluster or a Ring: "lock:{key}" and the value key hash to different slots (or shards), so no step can check the lock and write the value together`)
+
+// PlainLockKey returns the key of the rebuild lock of key in the plain
+// format: "lock:" + key, the key other languages' code takes with
+// SET lock:{key} token NX EX.
+func PlainLockKey(key string) string { return "lock:" + key }
+
+// NewPlain returns a Plain store that uses client, a single node or a
+// Sentinel failover client; opts may be nil. It refuses a Redis Cluster or
+// Ring client with ErrPlainCluster.
+func NewPlain(client redis.UniversalClient, opts *Options) (*Plain, error) {
+	switch client.(type) {
+	case *redis.ClusterClient, *redis.Ring:
+		return nil, ErrPlainCluster
+	}
+	s := New(client, opts)
+	s.lockOf = PlainLockKey
+	return &Plain{s: s}, nil
+}
+
+// Capabilities reports locks and messages, and PlainJSON, which makes
+// tiercache.New refuse options this format cannot honour. Runtime versions
+// are not supported: other languages' code would not follow the keys.
+func (p *Plain) Capabilities() driver.Capabilities {
+	c := p.s.Capabilities()
+	c.Generations = false
+	c.PlainJSON = true
+	return c
+}
+
+// plainGetScript returns, for each key, its value and its PTTL in one step:
+// an empty string and -3 for a key of another type (a foreign entry).
+var plainGetScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.pcall('GET', k)
+  local ttl = -2
+  if type(v) == 'table' then
+    v, ttl = '', -3
+  elseif v then
+    ttl = redis.call('PTTL', k)
+  end
+  out[2*i-1], out[2*i] = v, ttl
+end
+return out`)
+
+// Get returns the envelope of what each key holds, nil where there is
+// nothing: one script reads every value with its TTL.
+func (p *Plain) Get(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	ctx, cancel := p.s.ctx(ctx)
+	defer cancel()
+	res, err := plainGetScript.Run(ctx, p.s.cmd, keys).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: get: %w", err)
+	}
+	if len(res) != 2*len(keys) {
+		return nil, fmt.Errorf("redisstore: get: %d replies for %d keys", len(res), len(keys))
+	}
+	now := time.Now()
+	for i, k := range keys {
+		out[i] = plainEntry(k, res[2*i], res[2*i+1], now)
+	}
+	return out, nil
+}
+
+// plainEntry is the envelope of a value and PTTL as a script returned them.
+func plainEntry(key string, v, pttl any, now time.Time) []byte {
+	str, ok := v.(string)
+	if !ok {
+		return nil
+	}
+	ms, _ := pttl.(int64)
+	if ms == -3 {
+		return foreign
+	}
+	return fromPlain(key, []byte(str), ms, now)
+}
+
+// Set stores the payload of the envelope value under key for ttl, deletes
+// key's lock (cancelling a rebuild in progress, tiercache's or another
+// language's) and publishes note, as Store.Set does.
+func (p *Plain) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
+	v, err := toPlain(value)
+	if err != nil {
+		return err
+	}
+	return p.s.Set(ctx, key, v, ttl, note)
+}
+
+// Delete removes keys and their locks, then publishes note, as Store.Delete
+// does.
+func (p *Plain) Delete(ctx context.Context, keys []string, note driver.Note) error {
+	return p.s.Delete(ctx, keys, note)
+}
+
+// plainLockScript takes the lock "lock:{key}" if it is free and returns what
+// the value key holds with its PTTL, in one step. A lock held by anything
+// else with an expiry is honoured whatever it holds (other languages' code
+// puts any token there); one without an expiry, or of another type, could
+// never be released and is taken over (repaired). A lock holding the token
+// is taken: go-redis retried a call whose reply was lost.
+var plainLockScript = redis.NewScript(`
+local got = redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])
+local repaired = 0
+if not got then
+  if redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('PTTL', KEYS[2]) >= 0 then
+    if redis.call('GET', KEYS[2]) == ARGV[1] then
+      got = true
+    end
+  else
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+    got, repaired = true, 1
+  end
+end
+local cur = redis.pcall('GET', KEYS[1])
+local ttl = -2
+if type(cur) == 'table' then
+  cur, ttl = '', -3
+elseif cur then
+  ttl = redis.call('PTTL', KEYS[1])
+end
+if got then return {1, repaired, cur, ttl} end
+return {0, 0, cur, ttl}`)
+
+// Lock takes the rebuild locks of the requests (see driver.Store.Lock):
+// one script per request, pipelined for many.
+func (p *Plain) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
+	ctx, cancel := p.s.ctx(ctx)
+	defer cancel()
+	res, err := p.s.evalEach(ctx, plainLockScript, len(locks), func(i int) ([]string, []any) {
+		return []string{locks[i].Key, PlainLockKey(locks[i].Key)}, []any{locks[i].Token, pxOf(ttl)}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: lock: %w", err)
+	}
+	now := time.Now()
+	out := make([]driver.LockResult, len(locks))
+	for i, r := range res {
+		rs, ok := r.([]any)
+		if !ok || len(rs) != 4 {
+			return nil, fmt.Errorf("redisstore: lock: unexpected reply %v", r)
+		}
+		out[i] = driver.LockResult{
+			Acquired: rs[0] == int64(1),
+			Repaired: rs[1] == int64(1),
+			Current:  plainEntry(locks[i].Key, rs[2], rs[3], now),
+		}
+	}
+	return out, nil
+}
+
+// Fill stores the payload of each op's envelope if its token still holds
+// the key's lock, releases the lock and publishes the op's note, in one
+// step per op (see driver.Store.Fill). An op whose value the format cannot
+// hold fails the call before anything is written.
+func (p *Plain) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
+	plain := make([]driver.FillOp, len(ops))
+	for i, op := range ops {
+		v, err := toPlain(op.Value)
+		if err != nil {
+			return nil, err
+		}
+		plain[i] = op
+		plain[i].Value = v
+	}
+	return p.s.Fill(ctx, plain)
+}
+
+// Unlock releases each lock its token still holds.
+func (p *Plain) Unlock(ctx context.Context, locks []driver.LockRequest) error {
+	return p.s.Unlock(ctx, locks)
+}
+
+// Publish sends message to the subscribers of channel (see Store.Publish).
+func (p *Plain) Publish(ctx context.Context, channel, message string) (int64, error) {
+	return p.s.Publish(ctx, channel, message)
+}
+
+// Subscribe delivers the messages of channel to h until ctx is done (see
+// Store.Subscribe).
+func (p *Plain) Subscribe(ctx context.Context, channel string, h driver.Handler) error {
+	return p.s.Subscribe(ctx, channel, h)
+}
+
+// Generation returns driver.ErrUnsupported: in the plain format keys never
+// carry a runtime version.
+func (p *Plain) Generation(context.Context, string, int64) (int64, bool, error) {
+	return 0, false, driver.ErrUnsupported
+}
+
+// Bump returns driver.ErrUnsupported (see Generation).
+func (p *Plain) Bump(context.Context, string, int64) (int64, error) {
+	return 0, driver.ErrUnsupported
+}
