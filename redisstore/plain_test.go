@@ -1,14 +1,17 @@
 package redisstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache"
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/wire"
 	"github.com/tiercache/tiercache/redisstore"
@@ -308,5 +311,94 @@ func TestPlainLockRepairsLocksThatCannotExpire(t *testing.T) {
 		if got, _ := srv.Do("GET", redisstore.PlainLockKey(k)); got != tok {
 			t.Errorf("lock of %s holds %q, want the token", k, got)
 		}
+	}
+}
+
+// gobCodec is a codec that is not JSON.
+type gobCodec struct{}
+
+func (gobCodec) ID() byte                                  { return 200 }
+func (gobCodec) Append(dst []byte, v user) ([]byte, error) { return append(dst, v.ID...), nil }
+func (gobCodec) Decode(data []byte, v *user) error         { v.ID = string(data); return nil }
+
+// TestNewRefusesWhatPlainCannotHold: a codec other than JSON and a stale
+// window are refused by tiercache.New with a Plain store, and accepted with
+// the envelope store.
+func TestNewRefusesWhatPlainCannotHold(t *testing.T) {
+	rdb := newClient(t, srv.Addr())
+	p, err := redisstore.NewPlain(rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, o := range map[string]tiercache.Options[user]{
+		"codec":    {Codec: gobCodec{}},
+		"StaleTTL": {StaleTTL: time.Minute},
+	} {
+		o.Keyspace = tiercache.Keyspace{Name: "user"}
+		o.Store = p
+		if c, err := tiercache.New(&o); !errors.Is(err, tiercache.ErrInvalidOptions) || !strings.Contains(err.Error(), name) {
+			t.Errorf("New with a Plain store and %s = %v; want ErrInvalidOptions naming %s", name, err, name)
+			if c != nil {
+				c.Close()
+			}
+		}
+		o.Store = redisstore.New(rdb, nil)
+		c, err := tiercache.New(&o)
+		if err != nil {
+			t.Errorf("New with the envelope store and %s = %v; want a cache", name, err)
+			continue
+		}
+		c.Close()
+	}
+}
+
+// TestPlainForeignBytesAreAMiss: whatever another writer left under a key
+// (tiercache's envelope, text, truncated or mistyped JSON, another Redis
+// type) is a miss for a cache on a Plain store, counted as corrupt, never a
+// panic, and the fill overwrites it with plain JSON (SET replaces a key of
+// any type).
+func TestPlainForeignBytesAreAMiss(t *testing.T) {
+	rdb := newClient(t, srv.Addr())
+	p, err := redisstore.NewPlain(rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	space := fmt.Sprintf("foreign%x", rand.Uint64())
+	c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: space}, Store: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := envelope("v1:"+space+":env", time.Now().Add(time.Hour), `{"id":"env"}`, false)
+	cases := map[string][]string{
+		"env":       {"SET", "", string(env), "EX", "100"},
+		"text":      {"SET", "", "hello", "EX", "100"},
+		"truncated": {"SET", "", `{"id":"tr`, "EX", "100"},
+		"mistyped":  {"SET", "", `{"id":42}`, "EX", "100"},
+		"array":     {"SET", "", `[1,2,3]`, "EX", "100"},
+		"binary":    {"SET", "", "\x00\xff\xc7\x01", "EX", "100"},
+		"hash":      {"HSET", "", "f", "v"},
+	}
+	for id, cmd := range cases {
+		key := c.Key(id)
+		cmd[1] = key
+		if _, err := srv.Do(cmd...); err != nil {
+			t.Fatal(err)
+		}
+		loaded := false
+		u, err := c.Get(t.Context(), id, func(_ context.Context, id string) (user, error) {
+			loaded = true
+			return user{ID: id, Name: "loaded"}, nil
+		})
+		if err != nil || !loaded || u.Name != "loaded" {
+			t.Errorf("%s: Get = %+v, %v, loaded %v; want a miss, loaded", id, u, err, loaded)
+			continue
+		}
+		if got, _ := srv.Do("GET", key); got != `{"id":"`+id+`","name":"loaded"}` {
+			t.Errorf("%s: after the fill GET = %q; want the loaded value as plain JSON", id, got)
+		}
+	}
+	if s := c.Stats(); s.L2Corrupt < uint64(len(cases)) {
+		t.Errorf("L2Corrupt = %d, want at least %d", s.L2Corrupt, len(cases))
 	}
 }
