@@ -12,17 +12,53 @@ import (
 )
 
 // Plain is a driver.Store on Redis that keeps entries in the plain format
-// of cache-aside code in other languages, so that tiercache and, say, a
-// Python service share one Redis and read each other's entries: the value's
-// JSON alone under the value key, the Redis TTL as its only expiry,
-// {"__nil":true} for "not found", and "lock:{key}" (SET NX EX) as the
-// rebuild lock, honoured both ways. See the package documentation for what
-// this format keeps and loses.
+// of cache-aside code in other languages (the Python service tiercache grew
+// from), so that both share one Redis, read each other's entries and never
+// rebuild a key at once:
 //
-// It translates at the store boundary: tiercache hands it envelopes and it
-// stores their payload; it reads a value with its TTL in one step and hands
-// tiercache the envelope they describe. It is safe for concurrent use and
-// does not own the client.
+//	value      the value's JSON alone under the value key ("v1:user:42")
+//	expiry     the key's Redis TTL (SET ... PX); none: fresh until deleted
+//	not found  {"__nil":true} (read however spaced)
+//	lock       "lock:v1:user:42", SET NX PX: any content with an expiry is
+//	           honoured; tiercache's holds a token, released by
+//	           compare-and-delete
+//
+// It translates at the store boundary: tiercache hands it envelopes of the
+// JSON codec and it stores their payload; it reads a value with its TTL in
+// one script and hands tiercache the envelope they describe (soft expiry:
+// now + the TTL left). tiercache.New refuses, with this store, a codec other
+// than JSON and a StaleTTL (driver.Capabilities.PlainJSON); BumpVersion
+// returns ErrNoVersionStore.
+//
+// What is kept: L1, fleet-wide single rebuild (tiercache waits for another
+// language's lock by polling with backoff within LockWait, as that code
+// publishes nothing; that code's SET NX finds tiercache's lock), conditional
+// fills (a tiercache fill stores only while its token holds the lock, so a
+// tiercache Set or Delete cancels it), negative caching both ways, TTL
+// jitter, invalidation messages between tiercache processes, the circuit
+// breaker, stale-if-error from L1 (MaxStale) and Fallback.
+//
+// What is lost: the stale window (one expiry, the Redis TTL: refused), early
+// refresh (entries read from Redis carry no rebuild time, so they are never
+// refreshed early), runtime version bumps (the other code would not follow
+// the keys), the key hash (bytes copied from another key, or a reply
+// mismatched after a broken connection, read as this key's value, as they
+// would for the other code) and the codec id (any JSON that decodes into the
+// value's type is served). Writes by the other code publish nothing: a
+// tiercache L1 copy outlives them by up to Options.L1TTL. The other code's
+// fills are unconditional (SETEX): a rebuild of its own racing a tiercache
+// Set or Delete can write the older value back until its TTL, as it can
+// between its own processes. Ids containing ':' or '%' are escaped in
+// tiercache's keys ("%3A", "%25") and so are not shared with code that does
+// not escape them. A Prefix of "lock:" would make value keys of one cache
+// the locks of another: do not use it beside a Plain store.
+//
+// Redis Cluster is refused (ErrPlainCluster): "lock:v1:user:42" and
+// "v1:user:42" hash to different slots, so no script can check the lock and
+// write the value in one step, and conditional fills could not hold.
+// Sentinel failover clients work.
+//
+// A Plain is safe for concurrent use and does not own the client.
 type Plain struct {
 	s *Store
 }

@@ -350,6 +350,16 @@ func TestNewRefusesWhatPlainCannotHold(t *testing.T) {
 		}
 		c.Close()
 	}
+	// Runtime version bumps would move tiercache to keys the other code
+	// does not read: BumpVersion refuses them.
+	c, err := tiercache.New(&tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: "user"}, Store: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.BumpVersion(t.Context()); !errors.Is(err, tiercache.ErrNoVersionStore) {
+		t.Errorf("BumpVersion on a Plain store = %v, want ErrNoVersionStore", err)
+	}
 }
 
 // TestPlainForeignBytesAreAMiss: whatever another writer left under a key

@@ -20,6 +20,13 @@
 // The store does not retry: go-redis already retries what is safe to
 // (MaxRetries), and tiercache's circuit breaker handles a tier that keeps
 // failing.
+//
+// # Sharing Redis with other languages
+//
+// NewPlain returns a store that keeps plain JSON values, {"__nil":true} for
+// "not found" and "lock:{key}" rebuild locks, the format of cache-aside
+// code in other languages (the Python service tiercache grew from), so that
+// both share one Redis: see Plain for what that format keeps and loses.
 package redisstore
 
 import (
