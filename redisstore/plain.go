@@ -224,7 +224,9 @@ func (p *Plain) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.D
 // Fill stores the payload of each op's envelope if its token still holds
 // the key's lock, releases the lock and publishes the op's note, in one
 // step per op (see driver.Store.Fill). An op whose value the format cannot
-// hold fails the call before anything is written.
+// hold fails the call before anything is written. A fill retried after a
+// lost reply counts as stored if the key holds its bytes; in this format
+// another fill of the same JSON holds the same bytes, which is as good.
 func (p *Plain) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 	plain := make([]driver.FillOp, len(ops))
 	for i, op := range ops {

@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/cachetest"
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/wire"
 	"github.com/tiercache/tiercache/redisstore"
@@ -411,4 +414,67 @@ func TestPlainForeignBytesAreAMiss(t *testing.T) {
 	if s := c.Stats(); s.L2Corrupt < uint64(len(cases)) {
 		t.Errorf("L2Corrupt = %d, want at least %d", s.L2Corrupt, len(cases))
 	}
+}
+
+// asBytes makes a Plain store hold arbitrary bytes, as the conformance suite
+// writes: each value is stored as the JSON string of its base64, in an
+// envelope, and read back through it.
+type asBytes struct{ *redisstore.Plain }
+
+func (a asBytes) wrap(key string, b []byte) []byte {
+	return envelope(key, time.Now().Add(time.Hour), `"`+base64.StdEncoding.EncodeToString(b)+`"`, false)
+}
+
+func (a asBytes) unwrap(key string, b []byte) []byte {
+	if len(b) == 0 {
+		return b // nothing, or a foreign entry
+	}
+	_, payload, err := wire.Decode(b)
+	if err != nil {
+		panic(fmt.Sprintf("Plain returned %q for %s: %v", b, key, err))
+	}
+	var s string
+	if err := json.Unmarshal(payload, &s); err != nil {
+		return []byte("undecodable: " + string(payload)) // written by something else
+	}
+	out, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return []byte("undecodable: " + s)
+	}
+	return out
+}
+
+func (a asBytes) Get(ctx context.Context, keys []string) ([][]byte, error) {
+	bs, err := a.Plain.Get(ctx, keys)
+	for i := range bs {
+		bs[i] = a.unwrap(keys[i], bs[i])
+	}
+	return bs, err
+}
+
+func (a asBytes) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
+	return a.Plain.Set(ctx, key, a.wrap(key, value), ttl, note)
+}
+
+func (a asBytes) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
+	rs, err := a.Plain.Lock(ctx, locks, ttl)
+	for i := range rs {
+		rs[i].Current = a.unwrap(locks[i].Key, rs[i].Current)
+	}
+	return rs, err
+}
+
+func (a asBytes) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
+	wrapped := make([]driver.FillOp, len(ops))
+	for i, op := range ops {
+		wrapped[i] = op
+		wrapped[i].Value = a.wrap(op.Key, op.Value)
+	}
+	return a.Plain.Fill(ctx, wrapped)
+}
+
+// TestPlainConformance runs the driver.Store conformance suite (locks,
+// fills, cancellation, contention, batches, messages) on a Plain store.
+func TestPlainConformance(t *testing.T) {
+	cachetest.TestStore(t, func(t *testing.T) driver.Store { return asBytes{newPlain(t)} })
 }
