@@ -478,3 +478,45 @@ func (a asBytes) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) 
 func TestPlainConformance(t *testing.T) {
 	cachetest.TestStore(t, func(t *testing.T) driver.Store { return asBytes{newPlain(t)} })
 }
+
+// BenchmarkGet compares a read of one key by the envelope store (GET) and
+// by the plain store (a script reading the value and its PTTL), and of 100
+// keys (MGET against one script).
+func BenchmarkGet(b *testing.B) {
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	plain, err := redisstore.NewPlain(rdb, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stores := []struct {
+		name string
+		s    driver.Store
+	}{{"envelope", redisstore.New(rdb, nil)}, {"plain", plain}}
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench:v1:user:%d", i)
+		if err := rdb.Set(b.Context(), keys[i], `{"id":"1","name":"Ada Lovelace"}`, time.Hour).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, n := range []int{1, 100} {
+		for _, st := range stores {
+			b.Run(fmt.Sprintf("%s/keys=%d", st.name, n), func(b *testing.B) {
+				rdb.ConfigResetStat(b.Context())
+				for b.Loop() {
+					if _, err := st.s.Get(b.Context(), keys[:n]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// Redis's own CPU per call, which a loaded client machine
+				// does not distort as much as ns/op.
+				for _, line := range strings.Split(rdb.Info(b.Context(), "commandstats").Val(), "\n") {
+					if strings.HasPrefix(line, "cmdstat_get:") || strings.HasPrefix(line, "cmdstat_mget:") || strings.HasPrefix(line, "cmdstat_evalsha:") {
+						b.Log(strings.TrimSpace(line))
+					}
+				}
+			})
+		}
+	}
+}
