@@ -96,24 +96,11 @@ func (p *Plain) Capabilities() driver.Capabilities {
 	return c
 }
 
-// plainGetScript returns, for each key, its value and its PTTL in one step:
-// an empty string and -3 for a key of another type (a foreign entry).
-var plainGetScript = redis.NewScript(`
-local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.pcall('GET', k)
-  local ttl = -2
-  if type(v) == 'table' then
-    v, ttl = '', -3
-  elseif v then
-    ttl = redis.call('PTTL', k)
-  end
-  out[2*i-1], out[2*i] = v, ttl
-end
-return out`)
-
 // Get returns the envelope of what each key holds, nil where there is
-// nothing: one script reads every value with its TTL.
+// nothing: one MULTI/EXEC reads the values (GET, or MGET for many) and their
+// PTTLs, in one round trip and one atomic step. (A Lua script doing the
+// same cost Redis about twice the CPU, GETs in place of the MGET about
+// 1.5 times: BenchmarkGet.)
 func (p *Plain) Get(ctx context.Context, keys []string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	if len(keys) == 0 {
@@ -121,18 +108,58 @@ func (p *Plain) Get(ctx context.Context, keys []string) ([][]byte, error) {
 	}
 	ctx, cancel := p.s.ctx(ctx)
 	defer cancel()
-	res, err := plainGetScript.Run(ctx, p.s.cmd, keys).Slice()
+	var get *redis.StringCmd
+	var mget *redis.SliceCmd
+	ttls := make([]*redis.DurationCmd, len(keys))
+	_, err := p.s.cmd.TxPipelined(ctx, func(tx redis.Pipeliner) error {
+		if len(keys) == 1 {
+			get = tx.Get(ctx, keys[0])
+		} else {
+			mget = tx.MGet(ctx, keys...)
+		}
+		for i, k := range keys {
+			ttls[i] = tx.PTTL(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
+		return nil, fmt.Errorf("redisstore: get: %w", err)
+	}
+	now := time.Now()
+	if get != nil {
+		v, err := get.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case isWrongType(err):
+			out[0] = foreign
+		case err != nil:
+			return nil, fmt.Errorf("redisstore: get: %w", err)
+		default:
+			out[0] = fromPlain(keys[0], v, ttlMillis(ttls[0]), now)
+		}
+		return out, nil
+	}
+	vals, err := mget.Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: get: %w", err)
 	}
-	if len(res) != 2*len(keys) {
-		return nil, fmt.Errorf("redisstore: get: %d replies for %d keys", len(res), len(keys))
-	}
-	now := time.Now()
-	for i, k := range keys {
-		out[i] = plainEntry(k, res[2*i], res[2*i+1], now)
+	for i, v := range vals {
+		// MGET gives nil for a key of another type: a miss, which the
+		// next fill overwrites as it would a foreign entry.
+		if str, ok := v.(string); ok {
+			out[i] = fromPlain(keys[i], []byte(str), ttlMillis(ttls[i]), now)
+		}
 	}
 	return out, nil
+}
+
+// ttlMillis returns a PTTL reply in milliseconds: -1 for no expiry.
+func ttlMillis(c *redis.DurationCmd) int64 {
+	d, err := c.Result()
+	if err != nil || d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
 }
 
 // plainEntry is the envelope of a value and PTTL as a script returned them.
