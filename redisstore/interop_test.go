@@ -75,32 +75,22 @@ type seedRun struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
 	lines *bufio.Scanner
-	err   *lockedBuffer
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
+// logWriter passes what the script writes on stderr to the test's log
+// (the script is killed and waited for in a Cleanup, before the test ends).
+type logWriter struct{ t *testing.T }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b = append(l.b, p...)
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Logf("python stderr: %s", p)
 	return len(p), nil
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b)
 }
 
 func (s *seed) start(args ...string) *seedRun {
 	s.t.Helper()
 	cmd := exec.CommandContext(s.t.Context(), s.py, append([]string{"testdata/seed_get_user.py", s.url}, args...)...)
-	r := &seedRun{t: s.t, cmd: cmd, err: &lockedBuffer{}}
-	cmd.Stderr = r.err
+	r := &seedRun{t: s.t, cmd: cmd}
+	cmd.Stderr = logWriter{s.t}
 	var err error
 	if r.in, err = cmd.StdinPipe(); err != nil {
 		s.t.Fatal(err)
@@ -122,7 +112,7 @@ func (s *seed) start(args ...string) *seedRun {
 func (r *seedRun) next() seedReply {
 	r.t.Helper()
 	if !r.lines.Scan() {
-		r.t.Fatalf("python ended without a reply: %v\nstderr:\n%s", r.lines.Err(), r.err.String())
+		r.t.Fatalf("python ended without a reply (its stderr is in the log): %v", r.lines.Err())
 	}
 	var rep seedReply
 	if err := json.Unmarshal(r.lines.Bytes(), &rep); err != nil {
