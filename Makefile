@@ -1,13 +1,13 @@
-# make test: everything CI runs. It installs redis-server and Chromium if
-# they are missing (as root, with apt-get) or says what to install, then vets
+# make test: everything CI runs. It installs redis-server, Chromium and
+# redis-py if they are missing (as root, with apt-get) or says what to install, then vets
 # and runs every test with the race detector, and the bench module's adapter tests (so that
 # a broken contender cannot produce fast-but-wrong numbers).
 
 GO ?= go
 
-.PHONY: test check redis chromium vet lint bench fuzz demo
+.PHONY: test check redis chromium python-redis vet lint bench fuzz demo
 
-test: redis chromium vet
+test: redis chromium python-redis vet
 	$(GO) test -race -timeout 20m ./...
 	$(GO) test -count=1 -run 'TestL1HitRatioMatchesOtter|TestInProcessMissAllocations' .
 	cd bench && $(GO) vet ./... && $(GO) test -timeout 10m ./...
@@ -52,14 +52,31 @@ chromium:
 	fi
 	@chromium --version 2>/dev/null
 
+# python-redis makes sure /usr/bin/python3 can import redis-py (Debian's
+# python3-redis): redisstore's interop test runs the seed's Python get_user
+# with it against the same Redis as tiercache. Without it the test skips,
+# saying so. (A python3 earlier on PATH, such as pyenv's, is not used for it.)
+python-redis:
+	@if ! /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "make: installing python3-redis with apt-get"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-redis >/dev/null) || exit $$?; \
+		else \
+			echo "make: /usr/bin/python3 cannot import redis: install redis-py (Debian/Ubuntu: sudo apt-get install python3-redis; elsewhere: pip install redis for the python3 the test finds) and run make test again" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	@/usr/bin/python3 -c 'import redis; print("redis-py", redis.__version__)'
+
 # lint runs staticcheck at a pinned version, on both modules.
 lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	cd bench && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-# fuzz runs the envelope decoder's fuzzer for a while.
+# fuzz runs the envelope decoder's fuzzer and the plain format's for a while.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./internal/wire
+	$(GO) test -run '^$$' -fuzz FuzzPlain -fuzztime 60s ./redisstore
 
 demo:
 	$(GO) run ./cmd/tiercache demo

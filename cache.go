@@ -112,6 +112,9 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.checkPlain(); err != nil {
+		return nil, err
+	}
 	c := &Cache[V]{
 		cfg:      cfg,
 		codec:    cfg.Codec,

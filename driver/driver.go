@@ -103,6 +103,14 @@ type Capabilities struct {
 	// NotifyBound is how long a subscription can be lost before Subscribe
 	// calls Down (for redisstore, HealthInterval + Timeout).
 	NotifyBound time.Duration
+	// PlainJSON: the store keeps values without the envelope, as the JSON
+	// payload alone with the store's TTL as their only expiry, so that code
+	// in other languages reads them (redisstore.NewPlain). It accepts only
+	// envelopes of the JSON codec (ID 1), and the entries it returns carry
+	// the TTL left as their soft expiry, no rebuild time and the hash of the
+	// key read. tiercache.New refuses options that need more: another
+	// codec, a stale window.
+	PlainJSON bool
 }
 
 // Note is a message to publish once a write is done. The zero Note

@@ -20,6 +20,13 @@
 // The store does not retry: go-redis already retries what is safe to
 // (MaxRetries), and tiercache's circuit breaker handles a tier that keeps
 // failing.
+//
+// # Sharing Redis with other languages
+//
+// NewPlain returns a store that keeps plain JSON values, {"__nil":true} for
+// "not found" and "lock:{key}" rebuild locks, the format of cache-aside
+// code in other languages (the Python service tiercache grew from), so that
+// both share one Redis: see Plain for what that format keeps and loses.
 package redisstore
 
 import (
@@ -68,13 +75,16 @@ type Store struct {
 	cmd     redis.UniversalClient // for everything else
 	cluster bool
 	opts    Options
+	// lockOf derives the rebuild lock's key from a value key: LockKey, or
+	// for a Plain store PlainLockKey.
+	lockOf func(string) string
 }
 
 var _ driver.Store = (*Store)(nil)
 
 // New returns a Store that uses client. opts may be nil.
 func New(client redis.UniversalClient, opts *Options) *Store {
-	s := &Store{client: client, cmd: client}
+	s := &Store{client: client, cmd: client, lockOf: LockKey}
 	if opts != nil {
 		s.opts = *opts
 	}
@@ -197,7 +207,7 @@ return 1`)
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	keys, args := []string{key, LockKey(key)}, []any{value, pxOf(ttl), note.Channel, note.Message}
+	keys, args := []string{key, s.lockOf(key)}, []any{value, pxOf(ttl), note.Channel, note.Message}
 	if s.opts.WaitReplicas == 0 {
 		if err := setScript.Run(ctx, s.cmd, keys, args...).Err(); err != nil {
 			return fmt.Errorf("redisstore: set: %w", err)
@@ -280,7 +290,7 @@ func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) err
 	if !s.cluster {
 		all := make([]string, 0, 2*len(keys))
 		for _, k := range keys {
-			all = append(all, k, LockKey(k))
+			all = append(all, k, s.lockOf(k))
 		}
 		if s.opts.WaitReplicas > 0 {
 			return s.replicated(ctx, s.cmd, "delete", func(p redis.Pipeliner) {
@@ -310,7 +320,7 @@ func (s *Store) deleteOnCluster(ctx context.Context, keys []string) error {
 	if s.opts.WaitReplicas == 0 {
 		_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
-				p.Del(ctx, k, LockKey(k))
+				p.Del(ctx, k, s.lockOf(k))
 			}
 			return nil
 		})
@@ -331,7 +341,7 @@ func (s *Store) deleteOnCluster(ctx context.Context, keys []string) error {
 	for node, ks := range byNode {
 		err := s.replicated(ctx, node, "DEL", func(p redis.Pipeliner) {
 			for _, k := range ks {
-				p.Del(ctx, k, LockKey(k))
+				p.Del(ctx, k, s.lockOf(k))
 			}
 		})
 		if err != nil {
@@ -402,7 +412,7 @@ func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.D
 	var mget *redis.SliceCmd
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, l := range locks {
-			sets[i] = p.Do(ctx, "SET", LockKey(l.Key), l.Token, "NX", "PX", px, "GET")
+			sets[i] = p.Do(ctx, "SET", s.lockOf(l.Key), l.Token, "NX", "PX", px, "GET")
 		}
 		if len(locks) > 1 && !s.cluster {
 			ks := make([]string, len(locks))
@@ -470,31 +480,16 @@ func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.D
 // the results in out[i]: one EVALSHA, or for many the scripts pipelined
 // (sent whole: a pipeline cannot fall back from EVALSHA on NOSCRIPT).
 func (s *Store) lockScripted(ctx context.Context, locks []driver.LockRequest, idx []int, px int64, out []driver.LockResult) error {
-	if len(idx) == 1 {
-		l := locks[idx[0]]
-		res, err := lockScript.Run(ctx, s.cmd, []string{l.Key, LockKey(l.Key)}, l.Token, px).Slice()
-		if err != nil {
-			return fmt.Errorf("redisstore: lock: %w", err)
-		}
-		return lockResult(&out[idx[0]], res)
-	}
-	cmds := make([]*redis.Cmd, len(idx))
-	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for j, i := range idx {
-			l := locks[i]
-			cmds[j] = lockScript.Eval(ctx, p, []string{l.Key, LockKey(l.Key)}, l.Token, px)
-		}
-		return nil
+	res, err := s.evalEach(ctx, lockScript, len(idx), func(j int) ([]string, []any) {
+		l := locks[idx[j]]
+		return []string{l.Key, s.lockOf(l.Key)}, []any{l.Token, px}
 	})
 	if err != nil {
 		return fmt.Errorf("redisstore: lock: %w", err)
 	}
 	for j, i := range idx {
-		res, err := cmds[j].Slice()
-		if err != nil {
-			return fmt.Errorf("redisstore: lock: %w", err)
-		}
-		if err := lockResult(&out[i], res); err != nil {
+		rs, _ := res[j].([]any)
+		if err := lockResult(&out[i], rs); err != nil {
 			return err
 		}
 	}
@@ -552,11 +547,11 @@ end
 return out`)
 
 // fillArgs returns the keys and arguments of fillScript for ops.
-func fillArgs(ops []driver.FillOp) ([]string, []any) {
+func (s *Store) fillArgs(ops []driver.FillOp) ([]string, []any) {
 	keys := make([]string, 0, 2*len(ops))
 	args := make([]any, 0, 5*len(ops))
 	for _, op := range ops {
-		keys = append(keys, op.Key, LockKey(op.Key))
+		keys = append(keys, op.Key, s.lockOf(op.Key))
 		args = append(args, op.Token, op.Value, pxOf(op.TTL), op.Note.Channel, op.Note.Message)
 	}
 	return keys, args
@@ -573,7 +568,7 @@ func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 		return stored, nil
 	}
 	if len(ops) == 1 || !s.cluster {
-		keys, args := fillArgs(ops)
+		keys, args := s.fillArgs(ops)
 		res, err := fillScript.Run(ctx, s.cmd, keys, args...).Int64Slice()
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: fill: %w", err)
@@ -586,23 +581,16 @@ func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 		}
 		return stored, nil
 	}
-	cmds := make([]*redis.Cmd, len(ops))
-	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range ops {
-			keys, args := fillArgs(ops[i : i+1])
-			cmds[i] = fillScript.Eval(ctx, p, keys, args...)
-		}
-		return nil
-	})
+	res, err := s.evalEach(ctx, fillScript, len(ops), func(i int) ([]string, []any) { return s.fillArgs(ops[i : i+1]) })
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: fill: %w", err)
 	}
-	for i, cmd := range cmds {
-		res, err := cmd.Int64Slice()
-		if err != nil || len(res) != 1 {
-			return nil, fmt.Errorf("redisstore: fill: %v: %w", res, err)
+	for i, r := range res {
+		rs, ok := r.([]any)
+		if !ok || len(rs) != 1 {
+			return nil, fmt.Errorf("redisstore: fill: unexpected reply %v", r)
 		}
-		stored[i] = res[0] == 1
+		stored[i] = rs[0] == int64(1)
 	}
 	return stored, nil
 }
@@ -619,14 +607,14 @@ func (s *Store) Unlock(ctx context.Context, locks []driver.LockRequest) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	if len(locks) == 1 {
-		if err := unlockScript.Run(ctx, s.cmd, []string{LockKey(locks[0].Key)}, locks[0].Token).Err(); err != nil {
+		if err := unlockScript.Run(ctx, s.cmd, []string{s.lockOf(locks[0].Key)}, locks[0].Token).Err(); err != nil {
 			return fmt.Errorf("redisstore: unlock: %w", err)
 		}
 		return nil
 	}
 	_, err := s.cmd.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, l := range locks {
-			unlockScript.Eval(ctx, p, []string{LockKey(l.Key)}, l.Token)
+			unlockScript.Eval(ctx, p, []string{s.lockOf(l.Key)}, l.Token)
 		}
 		return nil
 	})
