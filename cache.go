@@ -15,6 +15,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/breaker"
 	"github.com/tiercache/tiercache/internal/fleet"
 	"github.com/tiercache/tiercache/internal/flight"
 	"github.com/tiercache/tiercache/internal/keys"
@@ -165,14 +166,13 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	c.trust(true)
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
 	if cfg.Store != nil {
-		failures := cfg.Breaker.Failures
-		if cfg.Breaker.Disable {
-			failures = 0
-		}
 		c.tier = fleet.New(fleet.Config{
 			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,
 			Local: (*local[V])(c), Messages: !cfg.DisableInvalidation,
-			Failures: failures, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
+			Breaker: breaker.Config{
+				MinFailures: cfg.Breaker.Failures, Rate: cfg.Breaker.Rate, Window: cfg.Breaker.Window,
+			},
+			NoBreaker: cfg.Breaker.Disable, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
 			Now: c.now, Logger: cfg.Logger, Record: c.record,
 		})
 		c.locks = c.tier.Capabilities().Locks

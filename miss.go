@@ -79,6 +79,10 @@ type resolution[V any] struct {
 	deadline time.Time // of the waits
 	final    bool      // past the deadline: the last read and lock round
 	poll     time.Duration
+	// failed is set once a call to the shared tier failed: the rest of the
+	// resolution does not wait on the tier again (its fills and releases
+	// run in the background, see later).
+	failed bool
 }
 
 // A process waiting for another's rebuild re-reads the shared tier at
@@ -299,6 +303,7 @@ func (r *resolution[V]) readRound(ctx context.Context) {
 		r.read = ps
 		return
 	}
+	r.failed = r.failed || stateOf(err) == tierFailed
 	now := c.now()
 	for i, p := range ps {
 		s := seen{tier: stateOf(err), canLock: c.locks, prev: c.usable(p.prev, now)}
@@ -330,6 +335,7 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 		c.tier.Waiters().Add(idsOf(r.all), r.wake)
 	}
 	res, err := c.tier.Lock(ctx, reqs, c.cfg.LockTTL)
+	r.failed = r.failed || stateOf(err) == tierFailed
 	now := c.now()
 	var release []driver.LockRequest
 	for i, p := range ps {
@@ -499,7 +505,7 @@ func (r *resolution[V]) fill(ctx context.Context, ps []*pend[V], entries []*entr
 			// or Delete of this process since the load started must win.
 			// (Another process's write can still lose to it: stores
 			// without locks have no stale-set protection.)
-			if !p.ep.changed(&c.gen) && c.tier.FillPlain(ctx, r.space, p.id, b, ttl) == nil {
+			if !r.failed && !p.ep.changed(&c.gen) && c.tier.FillPlain(ctx, r.space, p.id, b, ttl) == nil {
 				results[i] = stored
 			}
 			continue
@@ -514,7 +520,25 @@ func (r *resolution[V]) fill(ctx context.Context, ps []*pend[V], entries []*entr
 	if len(ops) == 1 {
 		ops[0].Note = c.tier.FillNote(r.space, ps[opIdx[0]].id)
 	}
+	if r.failed {
+		// The tier failed earlier in this request: fill (and so release
+		// the locks we may hold) in the background, and answer now.
+		r.later(ctx, func(ctx context.Context) {
+			ok, _ := c.tier.Fill(ctx, ops)
+			if len(ops) > 1 {
+				var filled []string
+				for j, i := range opIdx {
+					if ok[j] {
+						filled = append(filled, ps[i].id)
+					}
+				}
+				c.tier.Filled(ctx, r.space, filled)
+			}
+		})
+		return results
+	}
 	ok, err := c.tier.Fill(ctx, ops)
+	r.failed = err != nil
 	var filled []string
 	var lost []*pend[V]
 	for j, i := range opIdx {
@@ -553,9 +577,23 @@ func (r *resolution[V]) release(ctx context.Context, ps []*pend[V]) {
 	if len(reqs) == 0 {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	r.c.tier.Unlock(ctx, reqs)
-	r.c.tier.Released(ctx, r.space, ids)
+	unlock := func(ctx context.Context) {
+		r.c.tier.Unlock(ctx, reqs)
+		r.c.tier.Released(ctx, r.space, ids)
+	}
+	if r.failed {
+		r.later(ctx, unlock)
+		return
+	}
+	unlock(context.WithoutCancel(ctx))
+}
+
+// later runs fn, calls to the shared tier that this request no longer waits
+// for since a call failed (a fill, releases), on a goroutine of the cache's
+// (detached from the callers, stopped by Close). If the tier is still down
+// they fail fast (the breaker) and locks left behind expire by LockTTL.
+func (r *resolution[V]) later(ctx context.Context, fn func(context.Context)) {
+	r.c.loads.Go(ctx, fn)
 }
 
 // finish answers p's callers (once).

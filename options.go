@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/breaker"
 	"github.com/tiercache/tiercache/internal/keys"
 	"github.com/tiercache/tiercache/stats"
 )
@@ -163,18 +164,27 @@ type Retry struct {
 	Retryable func(error) bool
 }
 
-// Breaker governs the circuit breaker in front of the shared tier: after
-// Failures consecutive failed calls it opens, and calls are skipped (as
-// misses) without waiting for the tier; after Cooldown it lets one call
-// through to probe, and closes again if it succeeds. The zero value means
-// the defaults.
+// Breaker governs the circuit breaker in front of the shared tier. It opens
+// when the calls of the last Window fail at Rate or more (with at least
+// Failures failures), when Failures calls fail and none works within a tenth
+// of Window, or at once when a call finds the tier unreachable (connection
+// refused, dial failed). While it is open, calls are skipped (as misses)
+// without waiting for the tier, and the cache probes the tier in the
+// background every Cooldown, never on a request; the first probe that
+// succeeds closes it. The zero value means the defaults.
 type Breaker struct {
-	// Failures opens the breaker. Default 5.
+	// Failures is the fewest failed calls within Window that may open the
+	// breaker. Default 5.
 	Failures int
-	// Cooldown is how long it stays open before probing. Default 1 second.
+	// Cooldown is how long it stays open between probes. Default 1 second.
 	Cooldown time.Duration
 	// Disable turns the breaker off: every call goes to the tier.
 	Disable bool
+	// Rate is the share of the calls within Window that, failing, opens
+	// the breaker: in (0, 1]. Default 0.5.
+	Rate float64
+	// Window is how far back calls count. Default 1 second.
+	Window time.Duration
 }
 
 // Defaults.
@@ -242,6 +252,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		{"Retry.Base", &c.Retry.Base, defaultBackoffBase},
 		{"Retry.Max", &c.Retry.Max, defaultBackoffMax},
 		{"Breaker.Cooldown", &c.Breaker.Cooldown, defaultCooldown},
+		{"Breaker.Window", &c.Breaker.Window, breaker.DefaultWindow},
 	}
 	for _, f := range durations {
 		switch {
@@ -271,6 +282,13 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		c.Jitter = 0
 	case c.Jitter == 0:
 		c.Jitter = DefaultJitter
+	}
+
+	switch {
+	case math.IsNaN(c.Breaker.Rate) || c.Breaker.Rate < 0 || c.Breaker.Rate > 1:
+		bad("Breaker.Rate %v is outside (0, 1]", c.Breaker.Rate)
+	case c.Breaker.Rate == 0:
+		c.Breaker.Rate = breaker.DefaultRate
 	}
 
 	switch {
