@@ -76,6 +76,7 @@ type Cache[V any] struct {
 	trusted atomic.Bool
 
 	refreshSem chan struct{}
+	loading    chan struct{} // a place per load running (MaxLoads)
 	closed     atomic.Bool
 	// oversizeLogged is set once a too-large value has been logged.
 	oversizeLogged atomic.Bool
@@ -165,6 +166,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	}
 	c.trust(true)
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
+	c.loading = make(chan struct{}, cfg.MaxLoads)
 	if cfg.Store != nil {
 		c.tier = fleet.New(fleet.Config{
 			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,

@@ -420,8 +420,11 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 		return
 	}
 	c := r.c
-	ps := r.load
+	ps := r.admit(ctx, r.load) // the bulkhead (MaxLoads)
 	r.load = nil
+	if len(ps) == 0 {
+		return
+	}
 	ids := idsOf(ps)
 	start := time.Now()
 	var vals []V
@@ -430,6 +433,7 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 	if !r.o.missing() {
 		vals, found, err = c.loadAll(ctx, ids, r.o)
 	}
+	c.unadmit()
 	took := time.Since(start)
 	if err != nil {
 		r.release(ctx, ps)

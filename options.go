@@ -141,6 +141,16 @@ type Options[V any] struct {
 	// Hooks, if set, are called around requests and loads, for tracing.
 	Hooks Hooks
 
+	// MaxLoads bounds the loads from the origin this process runs at once,
+	// with a shared tier (a bulkhead: see DefaultMaxLoads). Past it, ids of
+	// which this process holds a copy are answered with it at once (stale
+	// if it is; with ErrStale if past its hard expiry but within MaxStale),
+	// and the others wait in line for a place, within LoadTimeout and each
+	// caller's context. It matters when the shared tier is down: every
+	// process then loads every id its L1 cannot answer. Default
+	// DefaultMaxLoads(): 8 per CPU, at least 16.
+	MaxLoads int
+
 	// now replaces the cache's clock in tests (see export_test.go).
 	now func() time.Time
 }
@@ -308,6 +318,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 	}{
 		{"MaxValueSize", &c.MaxValueSize, DefaultMaxValueSize},
 		{"MaxRefreshes", &c.MaxRefreshes, DefaultMaxRefreshes},
+		{"MaxLoads", &c.MaxLoads, DefaultMaxLoads()},
 		{"Retry.Attempts", &c.Retry.Attempts, defaultAttempts},
 		{"Breaker.Failures", &c.Breaker.Failures, defaultFailures},
 	}

@@ -125,14 +125,66 @@ func (l *latency) rotate(t int64) {
 	l.p99.Store(upperOf(latencyBuckets - 1))
 }
 
-// deadline returns the deadline of the next call: latencyMultiple times the
-// recent p99, within [floor, ceiling]; the ceiling until a p99 is known.
-func (l *latency) deadline(floor, ceiling time.Duration) time.Duration {
-	p := time.Duration(l.p99.Load())
-	if p == 0 {
-		return ceiling
+// recent returns the p99 of the last window with calls (0: none yet).
+func (l *latency) recent() time.Duration { return time.Duration(l.p99.Load()) }
+
+// op is a kind of call, for its deadline: each kind of read has its own
+// estimates (a pipeline of 512 lock scripts costs Redis far more per key
+// than an MGET of 512 keys).
+type op uint8
+
+const (
+	write op = iota // Set, Delete, Fill, Publish, Bump, Ping: the ceiling
+	opGet
+	opLock
+	opUnlock
+	opGeneration
+	ops
+)
+
+// estimates are the latency estimates of one kind of read.
+type estimates struct {
+	one    *latency // of calls on one key
+	perKey *latency // of batches, per key
+}
+
+// deadline returns the deadline of a call of kind o on n keys (see the top
+// of this file). A write gets the ceiling: a failed read is a miss that
+// costs a load, but a failed write is an error for the caller, a repair in
+// the background, and loads in every process until it is done, so a write
+// waits for a Redis that is only slow (a frozen one opens the breaker,
+// after which writes fail at once). So does a fill, which stores a value
+// already loaded (losing it costs a load in each process that misses it
+// next), and so do Bump and Ping. Generation is a read: requests wait for
+// it when the generation is not known (after the subscription was lost),
+// and a failed one is read again soon. A batch's deadline is latencyMultiple
+// times the single call's p99 plus n times the p99 per key of batches of
+// its kind; until both are known it is the ceiling.
+func (s *Store) deadline(o op, n int) time.Duration {
+	if o == write {
+		return s.opts.Timeout
 	}
-	return min(max(latencyMultiple*p, floor), ceiling)
+	e := &s.lat[o]
+	one, per := e.one.recent(), e.perKey.recent()
+	switch {
+	case one == 0, n > 1 && per == 0:
+		return s.opts.Timeout
+	case n > 1:
+		one += time.Duration(n) * per
+	}
+	return min(max(latencyMultiple*one, s.opts.MinTimeout), s.opts.Timeout)
+}
+
+// observe records a call of kind o on n keys that took d.
+func (s *Store) observe(o op, n int, d time.Duration) {
+	now := time.Now()
+	switch {
+	case o == write: // its deadline is fixed
+	case n <= 1:
+		s.lat[o].one.observe(now, d)
+	default:
+		s.lat[o].perKey.observe(now, d/time.Duration(n))
+	}
 }
 
 // callCtx is the context of one call: the deadline, and what the dial hook
@@ -209,15 +261,15 @@ var errTooLate = errors.New("no reply within the deadline")
 // client's timeouts (Options.Timeout for a *redis.Client, which the store
 // clones with them) and by Options.Timeout on its context; while maxLate
 // such calls still run, calls fail at once.
-func do[T any](s *Store, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
-	d := s.lat.deadline(s.opts.MinTimeout, s.opts.Timeout)
+func do[T any](s *Store, ctx context.Context, o op, n int, fn func(context.Context) (T, error)) (T, error) {
+	d := s.deadline(o, n)
 	start := time.Now()
 	if !s.bounded {
 		c := &callCtx{}
 		c.Context, c.cancel = context.WithTimeout(ctx, d)
 		v, err := fn(c)
 		c.cancel()
-		return ended(s, ctx, c, start, v, err)
+		return ended(s, ctx, o, n, c, start, v, err)
 	}
 
 	var zero T
@@ -241,8 +293,8 @@ func do[T any](s *Store, ctx context.Context, fn func(context.Context) (T, error
 	defer t.Stop()
 	var err error
 	select {
-	case o := <-done:
-		return ended(s, ctx, c, start, o.v, o.err)
+	case out := <-done:
+		return ended(s, ctx, o, n, c, start, out.v, out.err)
 	case <-c.Done():
 		// The dial hook ended it, or the caller's context did.
 		if err = c.unreachable(); err == nil {
@@ -252,12 +304,12 @@ func do[T any](s *Store, ctx context.Context, fn func(context.Context) (T, error
 		err = fmt.Errorf("redisstore: %w (%v, from the latency observed): %w", errTooLate, d, context.DeadlineExceeded)
 	}
 	if !state.CompareAndSwap(0, 2) {
-		o := <-done // it has just returned
-		return ended(s, ctx, c, start, o.v, o.err)
+		out := <-done // it has just returned
+		return ended(s, ctx, o, n, c, start, out.v, out.err)
 	}
 	s.late.Add(1)
 	if ctx.Err() == nil && c.unreachable() == nil {
-		s.lat.observe(time.Now(), d)
+		s.observe(o, n, d)
 	}
 	return zero, err
 }
@@ -265,7 +317,7 @@ func do[T any](s *Store, ctx context.Context, fn func(context.Context) (T, error
 // ended records a call that returned (v, err), and marks err unreachable if
 // the dial hook saw a dial fail. A failure caused by the caller's context
 // ending says nothing of Redis and is not recorded.
-func ended[T any](s *Store, ctx context.Context, c *callCtx, start time.Time, v T, err error) (T, error) {
+func ended[T any](s *Store, ctx context.Context, o op, n int, c *callCtx, start time.Time, v T, err error) (T, error) {
 	if err != nil && ctx.Err() != nil {
 		return v, err
 	}
@@ -273,7 +325,7 @@ func ended[T any](s *Store, ctx context.Context, c *callCtx, start time.Time, v 
 		var zero T
 		return zero, u
 	}
-	s.lat.observe(time.Now(), time.Since(start))
+	s.observe(o, n, time.Since(start))
 	return v, err
 }
 
@@ -284,3 +336,8 @@ type outcome[T any] struct {
 
 // none is the result of calls that return only an error.
 type none struct{}
+
+// Deadline returns the deadline the store gives its next read of one key: 4
+// times the p99 of such calls in the last second with calls, within
+// [MinTimeout, Timeout].
+func (s *Store) Deadline() time.Duration { return s.deadline(opGet, 1) }

@@ -14,7 +14,7 @@ import (
 // reached without TLS, a failed TLS handshake, refused credentials, a user
 // missing a permission. It never includes credentials in the error.
 func (s *Store) Ping(ctx context.Context) error {
-	_, err := do(s, ctx, func(ctx context.Context) (none, error) { return none{}, s.ping(ctx) })
+	_, err := do(s, ctx, write, 0, func(ctx context.Context) (none, error) { return none{}, s.ping(ctx) })
 	return err
 }
 

@@ -16,7 +16,7 @@ import (
 // received it. On a cluster, Redis counts only the subscribers connected to
 // the node that took the PUBLISH.
 func (s *Store) Publish(ctx context.Context, channel, message string) (int64, error) {
-	return do(s, ctx, func(ctx context.Context) (int64, error) { return s.publish(ctx, channel, message) })
+	return do(s, ctx, write, 0, func(ctx context.Context) (int64, error) { return s.publish(ctx, channel, message) })
 }
 
 func (s *Store) publish(ctx context.Context, channel, message string) (int64, error) {

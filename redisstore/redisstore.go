@@ -78,7 +78,7 @@ type Store struct {
 	cmd     redis.UniversalClient // for everything else
 	cluster bool
 	opts    Options
-	lat     *latency
+	lat     [ops]estimates
 	// bounded: the client does not honour contexts' deadlines, so calls run
 	// on goroutines of their own (see do); late counts those running past
 	// their deadline.
@@ -104,7 +104,9 @@ func New(client redis.UniversalClient, opts *Options) *Store {
 		s.opts.MinTimeout = DefaultMinTimeout
 	}
 	s.opts.MinTimeout = min(s.opts.MinTimeout, s.opts.Timeout)
-	s.lat = newLatency()
+	for i := range s.lat {
+		s.lat[i] = estimates{one: newLatency(), perKey: newLatency()}
+	}
 	honours := false // the client bounds calls by their contexts' deadlines
 	switch c := client.(type) {
 	case *redis.Client:
@@ -155,7 +157,7 @@ func (s *Store) Get(ctx context.Context, keys []string) ([][]byte, error) {
 	if len(keys) == 0 {
 		return [][]byte{}, nil
 	}
-	return do(s, ctx, func(ctx context.Context) ([][]byte, error) { return s.get(ctx, keys) })
+	return do(s, ctx, opGet, len(keys), func(ctx context.Context) ([][]byte, error) { return s.get(ctx, keys) })
 }
 
 func (s *Store) get(ctx context.Context, keys []string) ([][]byte, error) {
@@ -230,7 +232,7 @@ return 1`)
 // Set stores value under key for ttl, cancels any rebuild of key and
 // publishes note, in one script.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
-	_, err := do(s, ctx, func(ctx context.Context) (none, error) { return none{}, s.set(ctx, key, value, ttl, note) })
+	_, err := do(s, ctx, write, 0, func(ctx context.Context) (none, error) { return none{}, s.set(ctx, key, value, ttl, note) })
 	return err
 }
 
@@ -310,7 +312,7 @@ return 1`)
 // key; one batch per node) and PUBLISH is sent once they have all been
 // answered, so that no subscriber hears of the change before it is made.
 func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) error {
-	_, err := do(s, ctx, func(ctx context.Context) (none, error) { return none{}, s.delete(ctx, keys, note) })
+	_, err := do(s, ctx, write, 0, func(ctx context.Context) (none, error) { return none{}, s.delete(ctx, keys, note) })
 	return err
 }
 
@@ -416,7 +418,7 @@ return {0, 0, cur}`)
 // cluster). A script in a pipeline is sent whole (EVAL), since a pipeline
 // cannot fall back from EVALSHA on NOSCRIPT.
 func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
-	return do(s, ctx, func(ctx context.Context) ([]driver.LockResult, error) { return s.lock(ctx, locks, ttl) })
+	return do(s, ctx, opLock, len(locks), func(ctx context.Context) ([]driver.LockResult, error) { return s.lock(ctx, locks, ttl) })
 }
 
 func (s *Store) lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
@@ -490,7 +492,7 @@ func fillArgs(op driver.FillOp) ([]string, []any) {
 // Fill stores each op's value if its token still holds the key's lock (see
 // driver.Store.Fill): one script, or the scripts pipelined.
 func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
-	return do(s, ctx, func(ctx context.Context) ([]bool, error) { return s.fill(ctx, ops) })
+	return do(s, ctx, write, 0, func(ctx context.Context) ([]bool, error) { return s.fill(ctx, ops) })
 }
 
 func (s *Store) fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
@@ -534,7 +536,7 @@ return 0`)
 
 // Unlock releases each lock its token still holds (scripts pipelined).
 func (s *Store) Unlock(ctx context.Context, locks []driver.LockRequest) error {
-	_, err := do(s, ctx, func(ctx context.Context) (none, error) { return none{}, s.unlock(ctx, locks) })
+	_, err := do(s, ctx, opUnlock, len(locks), func(ctx context.Context) (none, error) { return none{}, s.unlock(ctx, locks) })
 	return err
 }
 
@@ -577,7 +579,7 @@ return {string.format('%d', cur), 0}`)
 // Generation makes the generation stored under key at least known and
 // returns it (see driver.Store.Generation).
 func (s *Store) Generation(ctx context.Context, key string, known int64) (int64, bool, error) {
-	res, err := do(s, ctx, func(ctx context.Context) ([]any, error) {
+	res, err := do(s, ctx, opGeneration, 1, func(ctx context.Context) ([]any, error) {
 		return generationScript.Run(ctx, s.cmd, []string{key}, known).Slice()
 	})
 	if err != nil {
@@ -616,7 +618,7 @@ return s`)
 // Bump stores and returns a new generation under key (see
 // driver.Store.Bump).
 func (s *Store) Bump(ctx context.Context, key string, known int64) (int64, error) {
-	return do(s, ctx, func(ctx context.Context) (int64, error) { return s.bump(ctx, key, known) })
+	return do(s, ctx, write, 0, func(ctx context.Context) (int64, error) { return s.bump(ctx, key, known) })
 }
 
 func (s *Store) bump(ctx context.Context, key string, known int64) (int64, error) {

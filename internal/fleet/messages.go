@@ -199,10 +199,18 @@ func (h handler) Up() {
 	t.syncSoon()
 }
 
-// Down stops trusting the cache's copies before the shared tier, and makes
-// the generation unknown until it is read again: a bump may be missed.
+// Down stops trusting the cache's copies before the shared tier, makes the
+// generation unknown until it is read again (a bump may be missed), and
+// opens the breaker.
 func (h handler) Down(err error) {
 	t := h.t
+	if t.brk != nil {
+		// The subscription's connection died or stopped answering: the
+		// store is most likely gone (killed, restarted, frozen). Stop
+		// calling it at once; the breaker's background probe closes it
+		// again as soon as it answers.
+		t.brk.Trip()
+	}
 	t.cfg.Local.Trust(false)
 	t.up.Store(false)
 	if t.caps.Generations {
