@@ -9,13 +9,37 @@
 //
 // # Deadlines
 //
-// Every call is bounded by Options.Timeout. go-redis honours a context's
-// deadline on the socket only when the client has ContextTimeoutEnabled; for
-// a *redis.Client without it, the store uses a shallow copy of the client
-// (Client.WithTimeout, sharing its connection pool) whose read and write
-// timeouts are Options.Timeout. A *redis.ClusterClient or *redis.Ring without
-// ContextTimeoutEnabled is bounded by its own ReadTimeout and WriteTimeout
-// instead: set ContextTimeoutEnabled on it.
+// Every call is bounded by Options.Timeout (default 200 ms), for the whole
+// call: pool wait, dial, handshake, command and go-redis's retries. Reads on
+// the request path (GET/MGET, the lock script, unlock, the generation) get
+// a tighter deadline that follows the latency Redis shows: 4 times the p99
+// of the last second's calls of their kind (a batch: plus its size times
+// the p99 per key of batches), no less than Options.MinTimeout (5 ms), so
+// that a Redis that stops answering costs a request milliseconds. Writes
+// (Set, Delete, Publish, Bump) and fills keep Timeout: a failed read is a
+// miss, a failed write an error and a repair.
+//
+// go-redis honours a context's deadline on the socket only when the client
+// has ContextTimeoutEnabled. Without it, socket reads and writes are bounded
+// by the client's ReadTimeout and WriteTimeout whatever the context says
+// (a call to a frozen Redis took 402 ms against a 200 ms Timeout: a new
+// connection's handshake, then the command, each waited the full read
+// timeout). So for such a client the store runs each call on a goroutine of
+// its own and stops waiting at the deadline; the call finishes in the
+// background, bounded by Timeout (a *redis.Client is used through a clone
+// whose read and write timeouts are Timeout, sharing its pool). At most 128
+// calls may run past their deadline at once; past that, calls fail at once.
+// ContextTimeoutEnabled spares that goroutine per call.
+//
+// # Unreachable servers
+//
+// New adds a hook to the client (its Process hooks are the next hooks
+// themselves: no cost per command) that sees the dials made for the
+// store's calls. A dial that fails (connection refused, no route) ends the
+// call at once with an error wrapping driver.ErrUnreachable, on which
+// tiercache opens its circuit breaker; without it go-redis retries the dial
+// (DialerRetries, 100 ms apart) and the command until the deadline, and
+// reports only the deadline.
 //
 // The store does not retry: go-redis already retries what is safe to
 // (MaxRetries), and tiercache's circuit breaker handles a tier that keeps
