@@ -9,7 +9,7 @@ GO ?= go
 
 test: redis chromium python-redis vet
 	$(GO) test -race -timeout 20m ./...
-	$(GO) test -count=1 -run 'TestL1HitRatioMatchesOtter|TestInProcessMissAllocations' .
+	$(GO) test -count=1 -run 'TestL1HitRatioMatchesOtter|TestInProcessMissAllocations|TestOutageCostsMilliseconds' .
 	cd bench && $(GO) vet ./... && $(GO) test -timeout 10m ./...
 
 # check is the quick loop: no race detector.

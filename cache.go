@@ -16,6 +16,7 @@ import (
 
 	"github.com/tiercache/tiercache/codec"
 	"github.com/tiercache/tiercache/driver"
+	"github.com/tiercache/tiercache/internal/breaker"
 	"github.com/tiercache/tiercache/internal/fleet"
 	"github.com/tiercache/tiercache/internal/flight"
 	"github.com/tiercache/tiercache/internal/keys"
@@ -76,6 +77,7 @@ type Cache[V any] struct {
 	trusted atomic.Bool
 
 	refreshSem chan struct{}
+	loading    chan struct{} // a place per load running (MaxLoads)
 	closed     atomic.Bool
 	// oversizeLogged is set once a too-large value has been logged.
 	oversizeLogged atomic.Bool
@@ -168,11 +170,13 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	}
 	c.trust(true)
 	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
+	c.loading = make(chan struct{}, cfg.MaxLoads)
 	if cfg.Store != nil {
 		c.tier = fleet.New(fleet.Config{
 			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,
 			Local: (*local[V])(c), Messages: true,
-			Failures: cfg.Breaker.Failures, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
+			Breaker:   breaker.Config{MinFailures: cfg.Breaker.Failures},
+			NoBreaker: cfg.Breaker.Failures == 0, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
 			Now: c.now, Logger: cfg.Logger, Record: c.record,
 		})
 		c.locks = c.tier.Capabilities().Locks

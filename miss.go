@@ -80,6 +80,10 @@ type resolution[V any] struct {
 	deadline time.Time // of the waits
 	final    bool      // past the deadline: the last read and lock round
 	poll     time.Duration
+	// failed is set once a call to the shared tier failed: the rest of the
+	// resolution does not wait on the tier again (its fills and releases
+	// run in the background, see later).
+	failed bool
 }
 
 // A process waiting for another's rebuild re-reads the shared tier at
@@ -301,6 +305,7 @@ func (r *resolution[V]) readRound(ctx context.Context) {
 		r.read = ps
 		return
 	}
+	r.failed = r.failed || stateOf(err) == tierFailed
 	now := c.now()
 	for i, p := range ps {
 		s := seen{tier: stateOf(err), canLock: c.locks, prev: c.usable(p.prev, now)}
@@ -332,6 +337,7 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 		c.tier.Waiters().Add(idsOf(r.all), r.wake)
 	}
 	res, err := c.tier.Lock(ctx, reqs, c.cfg.LockTTL)
+	r.failed = r.failed || stateOf(err) == tierFailed
 	now := c.now()
 	var release []driver.LockRequest
 	for i, p := range ps {
@@ -418,8 +424,11 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 		return
 	}
 	c := r.c
-	ps := r.load
+	ps := r.admit(ctx, r.load) // the bulkhead (MaxLoads)
 	r.load = nil
+	if len(ps) == 0 {
+		return
+	}
 	ids := idsOf(ps)
 	start := time.Now()
 	var vals []V
@@ -428,6 +437,7 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 	if !r.o.missing() {
 		vals, found, err = c.loadAll(ctx, ids, r.o)
 	}
+	c.unadmit()
 	took := time.Since(start)
 	if err != nil {
 		for _, p := range ps {
@@ -526,7 +536,7 @@ func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
 	if c.tier == nil {
 		return
 	}
-	r.release(ctx, f.release)
+	r.unlock(ctx, f.release, false)
 	for _, i := range f.plain {
 		// Without a lock nothing cancels this fill but the epoch: a Set
 		// or Delete of this process since the load started must win.
@@ -558,7 +568,7 @@ func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
 		}
 		// The tier failed: a lock we may hold must not make the others
 		// wait for its expiry.
-		r.release(ctx, lost)
+		r.unlock(ctx, lost, false)
 	}
 	for _, p := range f.ps {
 		c.tier.Waiters().Wake(p.id)
@@ -567,8 +577,15 @@ func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
 
 // release releases the locks ps may hold and tells the processes waiting
 // for them, even when ctx has ended (the cache is closing), so that they
-// load for themselves rather than wait for the locks to expire.
+// load for themselves rather than wait for the locks to expire. Once a call
+// of this request to the shared tier failed, it does so in the background.
 func (r *resolution[V]) release(ctx context.Context, ps []*pend[V]) {
+	r.unlock(ctx, ps, r.failed)
+}
+
+// unlock is release, in the background if later is set. fill, which may
+// run beside r, calls it rather than release: it must not read r.failed.
+func (r *resolution[V]) unlock(ctx context.Context, ps []*pend[V], later bool) {
 	var reqs []driver.LockRequest
 	var ids []string
 	for _, p := range ps {
@@ -580,9 +597,23 @@ func (r *resolution[V]) release(ctx context.Context, ps []*pend[V]) {
 	if len(reqs) == 0 {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	r.c.tier.Unlock(ctx, reqs)
-	r.c.tier.Released(ctx, r.space, ids)
+	do := func(ctx context.Context) {
+		r.c.tier.Unlock(ctx, reqs)
+		r.c.tier.Released(ctx, r.space, ids)
+	}
+	if later {
+		r.later(ctx, do)
+		return
+	}
+	do(context.WithoutCancel(ctx))
+}
+
+// later runs fn, calls to the shared tier that this request no longer waits
+// for since a call failed (a fill, releases), on a goroutine of the cache's
+// (detached from the callers, stopped by Close). If the tier is still down
+// they fail fast (the breaker) and locks left behind expire by LockTTL.
+func (r *resolution[V]) later(ctx context.Context, fn func(context.Context)) {
+	r.c.loads.Go(ctx, fn)
 }
 
 // finish answers p's callers (once).

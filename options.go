@@ -140,10 +140,16 @@ type Rebuild struct {
 	// Δ being how long the last rebuild took. Larger β refreshes earlier.
 	// Default 1; negative: no early refresh.
 	EarlyRefreshBeta float64
-	// MaxRefreshes bounds the background refreshes running at once; a
-	// refresh past the bound is skipped (the stale value is served, and a
-	// later read tries again). Default 64.
-	MaxRefreshes int
+	// MaxLoads bounds the loads from the origin this process runs at once,
+	// with a shared tier (a bulkhead). Past it, ids of which this process
+	// holds a copy are answered with it at once (stale if it is; with
+	// ErrStale if past its hard expiry but within Degrade.MaxStale), the
+	// others wait in line for a place, within LoadTimeout and each caller's
+	// context, and background refreshes are skipped (a later read tries
+	// again). It matters most when the shared tier is down: every process
+	// then loads every id its L1 cannot answer. Default 8 per CPU, at least
+	// 16.
+	MaxLoads int
 }
 
 // Degrade says what a request is answered when the loader fails (after its
@@ -180,16 +186,19 @@ type Retry struct {
 	Retryable func(error) bool
 }
 
-// Breaker governs the circuit breaker in front of the shared tier: after
-// Failures consecutive failed calls it opens, and calls are skipped (as
-// misses) without waiting for the tier; after Cooldown it lets one call
-// through to probe, and closes again if it succeeds. The zero value means
-// the defaults.
+// Breaker governs the circuit breaker in front of the shared tier. It opens
+// when half or more of the calls of the last second fail (with at least
+// Failures failures), when Failures calls fail and none works within 100 ms, or at once when a call finds the tier unreachable (connection
+// refused, dial failed). While it is open, calls are skipped (as misses)
+// without waiting for the tier, and the cache probes the tier in the
+// background every Cooldown, never on a request; the first probe that
+// succeeds closes it. The zero value means the defaults.
 type Breaker struct {
-	// Failures opens the breaker. Default 5; negative: the breaker never
+	// Failures is the fewest failed calls within the breaker's window (1
+	// second) that may open it. Default 5; negative: the breaker never
 	// opens and every call goes to the tier.
 	Failures int
-	// Cooldown is how long it stays open before probing. Default 1 second.
+	// Cooldown is how long it stays open between probes. Default 1 second.
 	Cooldown time.Duration
 }
 
@@ -231,7 +240,8 @@ type config[V any] struct {
 	LockTTL, LockWait, LoadTimeout time.Duration
 	FailOnLockWait                 bool
 	earlyBeta                      float64 // 0: no early refresh
-	MaxRefreshes                   int
+	MaxRefreshes                   int     // background refreshes at once, without a store
+	MaxLoads                       int
 	Retry                          Retry
 	MaxStale                       time.Duration
 	Fallback                       func(id string, cause error) V
@@ -250,7 +260,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		L1Size: o.L1.Size, L1Weigher: o.L1.Weigher, L1TTL: o.L1.TTL,
 		Codec: o.L2.Codec, MaxValueSize: o.L2.MaxValueSize, Breaker: o.L2.Breaker,
 		LockTTL: o.Rebuild.LockTTL, LockWait: o.Rebuild.LockWait, LoadTimeout: o.Rebuild.LoadTimeout,
-		FailOnLockWait: o.Rebuild.FailOnLockWait, MaxRefreshes: o.Rebuild.MaxRefreshes,
+		FailOnLockWait: o.Rebuild.FailOnLockWait, MaxLoads: o.Rebuild.MaxLoads, MaxRefreshes: defaultMaxRefreshes,
 		Retry: o.Retry, MaxStale: o.Degrade.MaxStale, Fallback: o.Degrade.Fallback,
 		Recorder: o.Observe.Recorder, Hooks: o.Observe.Hooks, now: o.now,
 	}
@@ -343,7 +353,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		def  int
 	}{
 		{"L2.MaxValueSize", &c.MaxValueSize, defaultMaxValueSize},
-		{"Rebuild.MaxRefreshes", &c.MaxRefreshes, defaultMaxRefreshes},
+		{"Rebuild.MaxLoads", &c.MaxLoads, defaultMaxLoads()},
 		{"Retry.Attempts", &c.Retry.Attempts, defaultAttempts},
 	}
 	for _, f := range ints {

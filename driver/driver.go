@@ -28,6 +28,13 @@ import (
 // not have.
 var ErrUnsupported = errors.New("tiercache/driver: not supported by this store")
 
+// ErrUnreachable marks (wrapped, with %w) the error of a call that could not
+// reach the store's server at all: the connection was refused or could not be
+// dialled. tiercache opens its circuit breaker at once on such an error,
+// where timeouts and other failures open it only at a high failure rate. A
+// store that cannot tell returns its errors unmarked.
+var ErrUnreachable = errors.New("tiercache/driver: server unreachable")
+
 // MaxBatch is the most keys tiercache passes to one call, so that no call
 // outlives the store's deadline however large a GetMany is.
 const MaxBatch = 512

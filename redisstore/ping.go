@@ -14,8 +14,11 @@ import (
 // reached without TLS, a failed TLS handshake, refused credentials, a user
 // missing a permission. It never includes credentials in the error.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	_, err := do(s, ctx, write, 0, func(ctx context.Context) (none, error) { return none{}, s.ping(ctx) })
+	return err
+}
+
+func (s *Store) ping(ctx context.Context) error {
 	err := s.cmd.Ping(ctx).Err()
 	if err == nil {
 		return nil

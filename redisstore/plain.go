@@ -102,12 +102,14 @@ func (p *Plain) Capabilities() driver.Capabilities {
 // same cost Redis two to three times the CPU for 100 keys, GETs in place
 // of the MGET about 1.5 times: BenchmarkGet.)
 func (p *Plain) Get(ctx context.Context, keys []string) ([][]byte, error) {
+	return do(p.s, ctx, opGet, len(keys), func(ctx context.Context) ([][]byte, error) { return p.get(ctx, keys) })
+}
+
+func (p *Plain) get(ctx context.Context, keys []string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	ctx, cancel := p.s.ctx(ctx)
-	defer cancel()
 	var get *redis.StringCmd
 	var mget *redis.SliceCmd
 	ttls := make([]*redis.DurationCmd, len(keys))
@@ -224,8 +226,10 @@ return {0, 0, cur, ttl}`)
 // Lock takes the rebuild locks of the requests (see driver.Store.Lock):
 // one script per request, pipelined for many.
 func (p *Plain) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
-	ctx, cancel := p.s.ctx(ctx)
-	defer cancel()
+	return do(p.s, ctx, opLock, len(locks), func(ctx context.Context) ([]driver.LockResult, error) { return p.lock(ctx, locks, ttl) })
+}
+
+func (p *Plain) lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
 	res, err := p.s.evalEach(ctx, plainLockScript, len(locks), func(i int) ([]string, []any) {
 		return []string{locks[i].Key, PlainLockKey(locks[i].Key)}, []any{locks[i].Token, pxOf(ttl)}
 	})

@@ -16,8 +16,10 @@ import (
 // received it. On a cluster, Redis counts only the subscribers connected to
 // the node that took the PUBLISH.
 func (s *Store) Publish(ctx context.Context, channel, message string) (int64, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	return do(s, ctx, write, 0, func(ctx context.Context) (int64, error) { return s.publish(ctx, channel, message) })
+}
+
+func (s *Store) publish(ctx context.Context, channel, message string) (int64, error) {
 	n, err := s.cmd.Publish(ctx, channel, message).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: PUBLISH: %w", err)

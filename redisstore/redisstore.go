@@ -9,13 +9,37 @@
 //
 // # Deadlines
 //
-// Every call is bounded by Options.Timeout. go-redis honours a context's
-// deadline on the socket only when the client has ContextTimeoutEnabled; for
-// a *redis.Client without it, the store uses a shallow copy of the client
-// (Client.WithTimeout, sharing its connection pool) whose read and write
-// timeouts are Options.Timeout. A *redis.ClusterClient or *redis.Ring without
-// ContextTimeoutEnabled is bounded by its own ReadTimeout and WriteTimeout
-// instead: set ContextTimeoutEnabled on it.
+// Every call is bounded by Options.Timeout (default 200 ms), for the whole
+// call: pool wait, dial, handshake, command and go-redis's retries. Reads on
+// the request path (GET/MGET, the lock script, unlock, the generation) get
+// a tighter deadline that follows the latency Redis shows: 4 times the p99
+// of the last second's calls of their kind (a batch: plus its size times
+// the p99 per key of batches), no less than Options.MinTimeout (5 ms), so
+// that a Redis that stops answering costs a request milliseconds. Writes
+// (Set, Delete, Publish, Bump) and fills keep Timeout: a failed read is a
+// miss, a failed write an error and a repair.
+//
+// go-redis honours a context's deadline on the socket only when the client
+// has ContextTimeoutEnabled. Without it, socket reads and writes are bounded
+// by the client's ReadTimeout and WriteTimeout whatever the context says
+// (a call to a frozen Redis took 402 ms against a 200 ms Timeout: a new
+// connection's handshake, then the command, each waited the full read
+// timeout). So for such a client the store runs each call on a goroutine of
+// its own and stops waiting at the deadline; the call finishes in the
+// background, bounded by Timeout (a *redis.Client is used through a clone
+// whose read and write timeouts are Timeout, sharing its pool). At most 128
+// calls may run past their deadline at once; past that, calls fail at once.
+// ContextTimeoutEnabled spares that goroutine per call.
+//
+// # Unreachable servers
+//
+// New adds a hook to the client (its Process hooks are the next hooks
+// themselves: no cost per command) that sees the dials made for the
+// store's calls. A dial that fails (connection refused, no route) ends the
+// call at once with an error wrapping driver.ErrUnreachable, on which
+// tiercache opens its circuit breaker; without it go-redis retries the dial
+// (DialerRetries, 100 ms apart) and the command until the deadline, and
+// reports only the deadline.
 //
 // The store does not retry: go-redis already retries what is safe to
 // (MaxRetries), and tiercache's circuit breaker handles a tier that keeps
@@ -34,6 +58,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -44,9 +69,17 @@ import (
 
 // Options configure a Store. The zero value of each field means its default.
 type Options struct {
-	// Timeout bounds every call to Redis. Default 200 ms: well under a
-	// request's budget, far above a healthy Redis's latency.
+	// Timeout bounds every call to Redis: the ceiling of its deadline.
+	// Default 200 ms: well under a request's budget, far above a healthy
+	// Redis's latency.
 	Timeout time.Duration
+	// MinTimeout is the floor of a call's deadline. Below Timeout, the
+	// deadline follows the latency Redis shows: 4 times the p99 of the calls
+	// of the last second, within [MinTimeout, Timeout], so that a Redis that
+	// stops answering costs a call milliseconds rather than Timeout (see
+	// "Deadlines" in the package documentation). Default 5 ms; MinTimeout
+	// equal to Timeout (or above it) makes every deadline Timeout.
+	MinTimeout time.Duration
 	// HealthInterval is how often an idle invalidation subscription pings
 	// Redis to notice that its connection is dead; a subscription that does
 	// not answer within Timeout is reported down and re-established.
@@ -65,6 +98,7 @@ type Options struct {
 // Defaults.
 const (
 	DefaultTimeout        = 200 * time.Millisecond
+	DefaultMinTimeout     = 5 * time.Millisecond
 	DefaultHealthInterval = time.Second
 )
 
@@ -78,6 +112,12 @@ type Store struct {
 	// lockOf derives the rebuild lock's key from a value key: LockKey, or
 	// for a Plain store PlainLockKey.
 	lockOf func(string) string
+	lat     [ops]estimates
+	// bounded: the client does not honour contexts' deadlines, so calls run
+	// on goroutines of their own (see do); late counts those running past
+	// their deadline.
+	bounded bool
+	late    atomic.Int64
 }
 
 var _ driver.Store = (*Store)(nil)
@@ -94,14 +134,30 @@ func New(client redis.UniversalClient, opts *Options) *Store {
 	if s.opts.HealthInterval <= 0 {
 		s.opts.HealthInterval = DefaultHealthInterval
 	}
+	if s.opts.MinTimeout <= 0 {
+		s.opts.MinTimeout = DefaultMinTimeout
+	}
+	s.opts.MinTimeout = min(s.opts.MinTimeout, s.opts.Timeout)
+	for i := range s.lat {
+		s.lat[i] = estimates{one: newLatency(), perKey: newLatency()}
+	}
+	honours := false // the client bounds calls by their contexts' deadlines
 	switch c := client.(type) {
 	case *redis.Client:
-		if !c.Options().ContextTimeoutEnabled {
+		honours = c.Options().ContextTimeoutEnabled
+		if !honours {
 			s.cmd = c.WithTimeout(s.opts.Timeout)
 		}
 	case *redis.ClusterClient:
 		s.cluster = true
+		honours = c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		honours = c.Options().ContextTimeoutEnabled
 	}
+	s.bounded = !honours
+	// On the client itself, not on the clone: the clone shares the client's
+	// connection pool, whose dials go through the client's hooks.
+	client.AddHook(dialHook{})
 	return s
 }
 
@@ -132,12 +188,17 @@ var foreign = []byte{}
 // one key; for more, one MGET on a single node and on a cluster one GET per
 // key pipelined, which go-redis sends as one batch per node.
 func (s *Store) Get(ctx context.Context, keys []string) ([][]byte, error) {
+	if len(keys) == 0 {
+		return [][]byte{}, nil
+	}
+	return do(s, ctx, opGet, len(keys), func(ctx context.Context) ([][]byte, error) { return s.get(ctx, keys) })
+}
+
+func (s *Store) get(ctx context.Context, keys []string) ([][]byte, error) {
 	out := make([][]byte, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
 	if len(keys) == 1 {
 		b, err := s.cmd.Get(ctx, keys[0]).Bytes()
 		switch {
@@ -205,8 +266,11 @@ return 1`)
 // Set stores value under key for ttl, cancels any rebuild of key and
 // publishes note, in one script.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	_, err := do(s, ctx, write, 0, func(ctx context.Context) (none, error) { return none{}, s.set(ctx, key, value, ttl, note) })
+	return err
+}
+
+func (s *Store) set(ctx context.Context, key string, value []byte, ttl time.Duration, note driver.Note) error {
 	keys, args := []string{key, s.lockOf(key)}, []any{value, pxOf(ttl), note.Channel, note.Message}
 	if s.opts.WaitReplicas == 0 {
 		if err := setScript.Run(ctx, s.cmd, keys, args...).Err(); err != nil {
@@ -282,11 +346,14 @@ return 1`)
 // key; one batch per node) and PUBLISH is sent once they have all been
 // answered, so that no subscriber hears of the change before it is made.
 func (s *Store) Delete(ctx context.Context, keys []string, note driver.Note) error {
+	_, err := do(s, ctx, write, 0, func(ctx context.Context) (none, error) { return none{}, s.delete(ctx, keys, note) })
+	return err
+}
+
+func (s *Store) delete(ctx context.Context, keys []string, note driver.Note) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
 	if !s.cluster {
 		all := make([]string, 0, 2*len(keys))
 		for _, k := range keys {
@@ -400,8 +467,10 @@ return {0, 0, cur}`)
 // the comment above lockScript): one pipeline of plain commands, and
 // lockScript for the locks another holds.
 func (s *Store) Lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	return do(s, ctx, opLock, len(locks), func(ctx context.Context) ([]driver.LockResult, error) { return s.lock(ctx, locks, ttl) })
+}
+
+func (s *Store) lock(ctx context.Context, locks []driver.LockRequest, ttl time.Duration) ([]driver.LockResult, error) {
 	out := make([]driver.LockResult, len(locks))
 	if len(locks) == 0 {
 		return out, nil
@@ -561,8 +630,10 @@ func (s *Store) fillArgs(ops []driver.FillOp) ([]string, []any) {
 // driver.Store.Fill): one script for all ops (EVALSHA; on a cluster one per
 // op, pipelined, one batch per node).
 func (s *Store) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	return do(s, ctx, write, 0, func(ctx context.Context) ([]bool, error) { return s.fill(ctx, ops) })
+}
+
+func (s *Store) fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 	stored := make([]bool, len(ops))
 	if len(ops) == 0 {
 		return stored, nil
@@ -604,8 +675,11 @@ return 0`)
 
 // Unlock releases each lock its token still holds (scripts pipelined).
 func (s *Store) Unlock(ctx context.Context, locks []driver.LockRequest) error {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	_, err := do(s, ctx, opUnlock, len(locks), func(ctx context.Context) (none, error) { return none{}, s.unlock(ctx, locks) })
+	return err
+}
+
+func (s *Store) unlock(ctx context.Context, locks []driver.LockRequest) error {
 	if len(locks) == 1 {
 		if err := unlockScript.Run(ctx, s.cmd, []string{s.lockOf(locks[0].Key)}, locks[0].Token).Err(); err != nil {
 			return fmt.Errorf("redisstore: unlock: %w", err)
@@ -644,9 +718,9 @@ return {string.format('%d', cur), 0}`)
 // Generation makes the generation stored under key at least known and
 // returns it (see driver.Store.Generation).
 func (s *Store) Generation(ctx context.Context, key string, known int64) (int64, bool, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	res, err := generationScript.Run(ctx, s.cmd, []string{key}, known).Slice()
+	res, err := do(s, ctx, opGeneration, 1, func(ctx context.Context) ([]any, error) {
+		return generationScript.Run(ctx, s.cmd, []string{key}, known).Slice()
+	})
 	if err != nil {
 		return 0, false, fmt.Errorf("redisstore: generation: %w", err)
 	}
@@ -683,8 +757,10 @@ return s`)
 // Bump stores and returns a new generation under key (see
 // driver.Store.Bump).
 func (s *Store) Bump(ctx context.Context, key string, known int64) (int64, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
+	return do(s, ctx, write, 0, func(ctx context.Context) (int64, error) { return s.bump(ctx, key, known) })
+}
+
+func (s *Store) bump(ctx context.Context, key string, known int64) (int64, error) {
 	str, err := bumpScript.Run(ctx, s.cmd, []string{key}, known).Text()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: bump: %w", err)

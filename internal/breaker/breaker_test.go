@@ -2,53 +2,40 @@ package breaker
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
+const ms = int64(time.Millisecond)
+
+// t0 is an arbitrary unix time in ns, on a slot boundary.
+const t0 = int64(1_700_000_000) * int64(time.Second)
+
 func TestLifecycle(t *testing.T) {
 	var changes []string
-	b := New(3, time.Second, func(from, to State) { changes = append(changes, from.String()+">"+to.String()) })
-	now := int64(1_000_000_000)
-
-	// Failures below the threshold, or interrupted by a success, keep it closed.
-	b.Failure(now)
-	b.Failure(now)
-	b.Success()
-	b.Failure(now)
-	b.Failure(now)
-	if got := b.State(); got != Closed {
-		t.Fatalf("after 2 consecutive failures: state %v, want closed", got)
+	b := New(Config{}, func(from, to State) { changes = append(changes, from.String()+">"+to.String()) })
+	if b.Probe() {
+		t.Fatal("Probe moved a closed breaker")
 	}
-	b.Failure(now)
-	if got := b.State(); got != Open {
-		t.Fatalf("after 3 consecutive failures: state %v, want open", got)
+	b.Trip()
+	if b.State() != Open || b.Allow() {
+		t.Fatalf("after Trip: state %v, Allow %v; want open, false", b.State(), b.Allow())
 	}
-	if b.Allow(now + int64(999*time.Millisecond)) {
-		t.Fatal("open breaker allowed a call before the cooldown")
+	if !b.Probe() {
+		t.Fatal("Probe of an open breaker refused")
 	}
-	// After the cooldown exactly one caller probes.
-	probeAt := now + int64(time.Second)
-	if !b.Allow(probeAt) {
-		t.Fatal("breaker did not allow a probe after the cooldown")
+	if b.Allow() {
+		t.Fatal("half-open breaker let a caller's call through: probes are the owner's")
 	}
-	if b.Allow(probeAt) {
-		t.Fatal("half-open breaker allowed a second call while the probe runs")
+	b.Probed(false)
+	if b.State() != Open {
+		t.Fatalf("after a failed probe: %v, want open", b.State())
 	}
-	// A failed probe reopens it for another cooldown.
-	b.Failure(probeAt)
-	if got := b.State(); got != Open {
-		t.Fatalf("after failed probe: state %v, want open", got)
-	}
-	if b.Allow(probeAt + int64(500*time.Millisecond)) {
-		t.Fatal("reopened breaker allowed a call before its new cooldown")
-	}
-	if !b.Allow(probeAt + int64(time.Second)) {
-		t.Fatal("no probe after the second cooldown")
-	}
-	b.Success()
-	if got := b.State(); got != Closed {
-		t.Fatalf("after successful probe: state %v, want closed", got)
+	b.Probe()
+	b.Probed(true)
+	if b.State() != Closed || !b.Allow() {
+		t.Fatalf("after a good probe: %v, want closed", b.State())
 	}
 	want := []string{"closed>open", "open>half-open", "half-open>open", "open>half-open", "half-open>closed"}
 	if len(changes) != len(want) {
@@ -61,33 +48,157 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestScatteredFailuresKeepItClosed: what a healthy Redis under load looks
+// like (a missed deadline now and then, even five in a row, among thousands
+// of calls a second) never opens it. The breaker it replaces opened on any
+// five failures in a row.
+func TestScatteredFailuresKeepItClosed(t *testing.T) {
+	b := New(Config{}, nil)
+	now := t0
+	for i := range 20_000 { // 10 s at 2,000 calls/s, 2% failing in runs of 5
+		now += ms / 2
+		if i%250 >= 245 {
+			b.Failure(now)
+		} else {
+			b.Success(now)
+		}
+	}
+	if got := b.State(); got != Closed {
+		t.Fatalf("state %v after 2%% of calls failed in runs of 5, want closed", got)
+	}
+}
+
+// TestOpensOnRate: failing calls open it once they are Rate of the window
+// and at least MinFailures; not before.
+func TestOpensOnRate(t *testing.T) {
+	b := New(Config{MinFailures: 5, Rate: 0.5, Window: time.Second}, nil)
+	now := t0
+	// 10 calls a 100 ms slot, alternating, for a second: half fail, but
+	// the first failures are below the minimum and below the rate.
+	for i := range 8 {
+		now += 10 * ms
+		if i%2 == 0 {
+			b.Success(now)
+		} else {
+			b.Failure(now)
+		}
+	}
+	if b.State() != Closed {
+		t.Fatalf("opened with 4 failures of 8, MinFailures 5")
+	}
+	b.Success(now)
+	b.Failure(now) // 5 of 10: at the rate, at the minimum
+	if b.State() != Open {
+		t.Fatalf("state %v with 5 failures of 10 calls, want open", b.State())
+	}
+}
+
+// TestBelowRateStaysClosed: many failures, but under Rate of the window's
+// calls, spread so that each slot has successes.
+func TestBelowRateStaysClosed(t *testing.T) {
+	b := New(Config{Rate: 0.5}, nil)
+	now := t0
+	for range 1000 {
+		now += ms
+		b.Success(now)
+		b.Success(now)
+		b.Failure(now) // a third fail
+	}
+	if b.State() != Closed {
+		t.Fatalf("opened at a failure rate of 1/3, Rate 0.5")
+	}
+}
+
+// TestStoppedAnswering: after a second of successes, calls all fail: it opens
+// within the next tenth of the window (once a slot has MinFailures
+// failures and no success), not once the successes have left the window.
+func TestStoppedAnswering(t *testing.T) {
+	b := New(Config{}, nil)
+	now := t0
+	for range 10_000 {
+		now += ms / 10
+		b.Success(now)
+	}
+	opened := int64(-1)
+	for i := range 1000 {
+		now += ms / 10
+		b.Failure(now)
+		if b.State() == Open {
+			opened = int64(i)
+			break
+		}
+	}
+	// Calls of 0.1 ms: 100 ms without a success is 1,000 failures.
+	if opened < 930 || opened > 1010 {
+		t.Fatalf("opened after %d failures, want after 100 ms without a success (1,000)", opened)
+	}
+}
+
+// TestOldFailuresLeaveTheWindow: failures more than a Window ago do not count.
+func TestOldFailuresLeaveTheWindow(t *testing.T) {
+	b := New(Config{MinFailures: 5}, nil)
+	now := t0
+	for range 4 {
+		now += ms
+		b.Success(now)
+		b.Failure(now)
+	}
+	now += 2 * int64(time.Second)
+	b.Success(now)
+	b.Failure(now) // 1 of 2 in the window: under MinFailures
+	if b.State() != Closed {
+		t.Fatal("failures from two windows ago counted")
+	}
+}
+
+// TestProbedForgetsTheWindow: after a successful probe, the failures that
+// opened it do not reopen it on the next failure.
+func TestProbedForgetsTheWindow(t *testing.T) {
+	b := New(Config{}, nil)
+	now := t0
+	for range 10 {
+		b.Failure(now)
+	}
+	if b.State() != Open {
+		t.Fatal("10 failures, no success: not open")
+	}
+	b.Probe()
+	b.Probed(true)
+	b.Success(now)
+	b.Failure(now)
+	if b.State() != Closed {
+		t.Fatal("reopened by the failures before the probe")
+	}
+}
+
 func TestOneProbeUnderConcurrency(t *testing.T) {
-	b := New(1, time.Second, nil)
-	b.Failure(0)
+	b := New(Config{}, nil)
+	b.Trip()
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	allowed := 0
+	var probes atomic.Int32
 	start := make(chan struct{})
 	for range 64 {
 		wg.Go(func() {
 			<-start
-			if b.Allow(int64(2 * time.Second)) {
-				mu.Lock()
-				allowed++
-				mu.Unlock()
+			if b.Probe() {
+				probes.Add(1)
 			}
 		})
 	}
 	close(start)
 	wg.Wait()
-	if allowed != 1 {
-		t.Fatalf("%d callers allowed in half-open, want 1", allowed)
+	if got := probes.Load(); got != 1 {
+		t.Fatalf("%d probes, want 1", got)
 	}
 }
 
-func TestAllowClosedDoesNotAllocate(t *testing.T) {
-	b := New(5, time.Second, nil)
-	if n := testing.AllocsPerRun(100, func() { b.Allow(1) }); n != 0 {
-		t.Fatalf("Allow allocates %v times", n)
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	b := New(Config{}, nil)
+	if n := testing.AllocsPerRun(100, func() {
+		if b.Allow() {
+			b.Success(t0)
+		}
+	}); n != 0 {
+		t.Fatalf("Allow and Success allocate %v times", n)
 	}
 }

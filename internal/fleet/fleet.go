@@ -58,10 +58,12 @@ type Config struct {
 	// Messages turns on the keyspace's messages (if the store carries
 	// them): invalidations, wake-ups and version hints.
 	Messages bool
-	// Breaker: Failures consecutive failures open it for Cooldown; Failures
-	// 0 means no breaker.
-	Failures int
-	Cooldown time.Duration
+	// Breaker configures the circuit breaker; NoBreaker turns it off. While
+	// it is open, the tier probes the store every Cooldown in the
+	// background, and closes it when a probe succeeds.
+	Breaker   breaker.Config
+	NoBreaker bool
+	Cooldown  time.Duration
 	// ForwardWindow is how long after a switch to a new generation this
 	// process carries writes announced under the previous one over to the
 	// new keys (Options.L1.TTL: no copy made before the switch outlives it).
@@ -107,6 +109,7 @@ type Tier struct {
 	lostAt   atomic.Int64 // when, cache clock
 	upMu     sync.Mutex
 	upCh     chan struct{} // closed at the next Up
+	opened   chan struct{} // signalled when the breaker opens
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -126,12 +129,13 @@ func New(cfg Config) *Tier {
 		hint:     make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		upCh:     make(chan struct{}),
+		opened:   make(chan struct{}, 1),
 	}
 	if !cfg.Messages {
 		t.caps.Messages = false
 	}
-	if cfg.Failures > 0 {
-		t.brk = breaker.New(cfg.Failures, cfg.Cooldown, t.breakerChanged)
+	if !cfg.NoBreaker {
+		t.brk = breaker.New(cfg.Breaker, t.breakerChanged)
 	}
 	t.pending.limit = maxPending
 	t.space.Store(keys.NewSpace(cfg.Prefix, cfg.Version, cfg.Name, 0))
@@ -150,6 +154,9 @@ func (t *Tier) Capabilities() driver.Capabilities { return t.caps }
 func (t *Tier) Start() {
 	t.cfg.Local.Trust(!t.caps.Messages)
 	t.wg.Go(t.maintain)
+	if t.brk != nil {
+		t.wg.Go(t.probe)
+	}
 	if t.caps.Messages {
 		t.wg.Go(func() {
 			err := t.store.Subscribe(t.ctx, t.channel, handler{t})
@@ -233,10 +240,10 @@ func (t *Tier) WaitSettled(ctx context.Context) error {
 
 // call runs one call to the store through the circuit breaker, and counts
 // its failure. A failure caused by ctx ending is the caller's, not the
-// tier's: it does not count against the breaker unless the call was the
-// breaker's probe.
+// tier's: it does not count against the breaker. A store found unreachable
+// (driver.ErrUnreachable: its connection refused) opens the breaker at once.
 func (t *Tier) call(ctx context.Context, fn func(context.Context) error) error {
-	if t.brk != nil && !t.brk.Allow(t.cfg.Now()) {
+	if t.brk != nil && !t.brk.Allow() {
 		t.cfg.Record(stats.L2Error)
 		return ErrBreakerOpen
 	}
@@ -244,8 +251,10 @@ func (t *Tier) call(ctx context.Context, fn func(context.Context) error) error {
 	if t.brk != nil {
 		switch {
 		case err == nil:
-			t.brk.Success()
-		case ctx.Err() == nil || t.brk.State() == breaker.HalfOpen:
+			t.brk.Success(t.cfg.Now())
+		case errors.Is(err, driver.ErrUnreachable):
+			t.brk.Trip()
+		case ctx.Err() == nil:
 			t.brk.Failure(t.cfg.Now())
 		}
 	}
@@ -253,6 +262,41 @@ func (t *Tier) call(ctx context.Context, fn func(context.Context) error) error {
 		t.cfg.Record(stats.L2Error)
 	}
 	return err
+}
+
+// probe runs while the tier does: each time the breaker opens, it probes
+// the store every Cooldown, in the background, until a probe succeeds and
+// closes it. No request waits for a probe: while the breaker is not closed,
+// requests skip the tier. The probe is a read of the keyspace's version key
+// (a GET for redisstore), the cheapest call every store has, which the
+// least-privilege ACL allows.
+func (t *Tier) probe() {
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-t.opened:
+		}
+		timer := time.NewTimer(t.cfg.Cooldown)
+		for t.brk.State() == breaker.Open {
+			timer.Reset(t.cfg.Cooldown)
+			select {
+			case <-t.ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			if !t.brk.Probe() {
+				break
+			}
+			_, err := t.store.Get(t.ctx, []string{t.verKey})
+			if t.ctx.Err() != nil {
+				return
+			}
+			t.brk.Probed(err == nil)
+		}
+		timer.Stop()
+	}
 }
 
 // chunks calls fn with [lo, hi) ranges of at most driver.MaxBatch of n
@@ -457,6 +501,12 @@ func (t *Tier) Waiters() *Waiters { return &t.waiters }
 // breakerChanged logs an outage once: when the breaker opens from closed
 // (Warn) and when it closes again (Info); the probes in between are Debug.
 func (t *Tier) breakerChanged(from, to breaker.State) {
+	if to == breaker.Open {
+		select {
+		case t.opened <- struct{}{}:
+		default:
+		}
+	}
 	if t.cfg.Logger == nil {
 		return
 	}

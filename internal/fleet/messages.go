@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -199,10 +200,20 @@ func (h handler) Up() {
 	t.syncSoon()
 }
 
-// Down stops trusting the cache's copies before the shared tier, and makes
-// the generation unknown until it is read again: a bump may be missed.
+// Down stops trusting the cache's copies before the shared tier, makes the
+// generation unknown until it is read again (a bump may be missed), and
+// opens the breaker if the connection died.
 func (h handler) Down(err error) {
 	t := h.t
+	if t.brk != nil && !isTimeout(err) {
+		// The subscription's connection died (closed, reset, refused): the
+		// store is most likely gone (killed, restarted). Stop calling it at
+		// once; the breaker's background probe closes it again as soon as
+		// it answers. A health ping that went unanswered does not: a
+		// healthy Redis on a loaded machine misses one now and then, and a
+		// frozen one fails the calls that open the breaker anyway.
+		t.brk.Trip()
+	}
 	t.cfg.Local.Trust(false)
 	t.up.Store(false)
 	if t.caps.Generations {
@@ -214,4 +225,11 @@ func (h handler) Down(err error) {
 		t.lostAt.Store(t.cfg.Now())
 		t.warn(t.ctx, "tiercache: invalidation subscription lost; in-process copies answer only when the shared tier fails", t.channel, err)
 	}
+}
+
+// isTimeout reports an error that is a deadline passing, not a connection
+// failing.
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
 }

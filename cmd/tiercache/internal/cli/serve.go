@@ -139,6 +139,8 @@ func serve(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 type service struct {
 	handler http.Handler
 	closers []func()
+	// queries returns the database's query counts so far.
+	queries func() (reads, writes uint64)
 }
 
 // close releases what the service holds, last acquired first.
@@ -185,6 +187,7 @@ func start(ctx context.Context, e *env, f *serveFlags, rurl *redisURL, log *slog
 		return nil, err
 	}
 	svc.closers = append(svc.closers, func() { db.Close() })
+	svc.queries = db.Queries
 	log.Debug("database open", "db", db.String(), "created", created)
 	seeded, err := db.Seed(ctx, f.users)
 	if err != nil {
