@@ -160,8 +160,15 @@ type estimates struct {
 // and a failed one is read again soon. A batch's deadline is latencyMultiple
 // times the single call's p99 plus n times the p99 per key of batches of
 // its kind; until both are known it is the ceiling.
+//
+// A store that has not been answered for a second gets the ceiling too: the
+// recent p99 describes a Redis that was answering, not the first calls to one
+// coming back (a reconnection, a Sentinel failover's lookup of the new
+// master), which would otherwise time out before their connection is made,
+// forever. While it is not answering the breaker is open, so these are the
+// breaker's background probes and writes, not requests.
 func (s *Store) deadline(o op, n int) time.Duration {
-	if o == write {
+	if o == write || time.Now().UnixNano()-s.answered.Load() > int64(time.Second) {
 		return s.opts.Timeout
 	}
 	e := &s.lat[o]
@@ -326,6 +333,9 @@ func ended[T any](s *Store, ctx context.Context, o op, n int, c *callCtx, start 
 		return zero, u
 	}
 	s.observe(o, n, time.Since(start))
+	if err == nil || isReply(err) {
+		s.answered.Store(time.Now().UnixNano())
+	}
 	return v, err
 }
 

@@ -112,12 +112,14 @@ type Store struct {
 	// lockOf derives the rebuild lock's key from a value key: LockKey, or
 	// for a Plain store PlainLockKey.
 	lockOf func(string) string
-	lat     [ops]estimates
+	lat    [ops]estimates
 	// bounded: the client does not honour contexts' deadlines, so calls run
 	// on goroutines of their own (see do); late counts those running past
 	// their deadline.
 	bounded bool
 	late    atomic.Int64
+	// answered is when a call was last answered (unix nanos): see deadline.
+	answered atomic.Int64
 }
 
 var _ driver.Store = (*Store)(nil)
