@@ -172,6 +172,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		c.tier = fleet.New(fleet.Config{
 			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,
 			Local: (*local[V])(c), Messages: !cfg.DisableInvalidation,
+			Tracking: !cfg.DisableTracking,
 			Failures: failures, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
 			Now: c.now, Logger: cfg.Logger, Record: c.record,
 		})

@@ -140,6 +140,16 @@ type Options[V any] struct {
 	// Hooks, if set, are called around requests and loads, for tracing.
 	Hooks Hooks
 
+	// DisableTracking turns off server-assisted invalidation: Redis client
+	// tracking (Redis 6+, where the user may run CLIENT TRACKING), through
+	// which the store reports every change of the keyspace's keys in Redis,
+	// by any client (redis-cli, a service in another language, a script),
+	// so that each process drops its L1 copy within the invalidation bound.
+	// Without it, or where the server refuses it (logged once), only
+	// tiercache's own messages reach L1, and other writers' changes wait
+	// for L1TTL. Default: on.
+	DisableTracking bool
+
 	// now replaces the cache's clock in tests (see export_test.go).
 	now func() time.Time
 }

@@ -58,6 +58,9 @@ type Config struct {
 	// Messages turns on the keyspace's messages (if the store carries
 	// them): invalidations, wake-ups and version hints.
 	Messages bool
+	// Tracking turns on server-assisted invalidation (if the store can):
+	// the store reports every change of the keyspace's keys, by any client.
+	Tracking bool
 	// Breaker: Failures consecutive failures open it for Cooldown; Failures
 	// 0 means no breaker.
 	Failures int
@@ -106,7 +109,17 @@ type Tier struct {
 	lost     atomic.Bool  // its loss was logged, its return not yet
 	lostAt   atomic.Int64 // when, cache clock
 	upMu     sync.Mutex
-	upCh     chan struct{} // closed at the next Up
+	upCh     chan struct{} // closed at the next Up (of either channel)
+	trustMu  sync.Mutex    // serializes the computation and setting of trust
+
+	trackState  atomic.Int32 // trackOff, trackPending, trackOn
+	trackUp     atomic.Bool  // the tracking is up
+	trackLost   atomic.Bool  // its loss was logged, its return not yet
+	trackLostAt atomic.Int64
+	trackLogged atomic.Bool // whether tracking is used was logged
+	trackWasOn  atomic.Bool
+	trackMu     sync.Mutex
+	trackStop   context.CancelFunc // ends the tracking of the current generation
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -145,10 +158,15 @@ func New(cfg Config) *Tier {
 func (t *Tier) Capabilities() driver.Capabilities { return t.caps }
 
 // Start starts the goroutines the tier owns: the subscription to the
-// keyspace's channel and the maintenance loop (generation syncs, repairs).
-// Until the subscription is up the cache's copies are not trusted.
+// keyspace's channel, the tracking of its keys, and the maintenance loop
+// (generation syncs, repairs). Until the subscription and the tracking are
+// up the cache's copies are not trusted.
 func (t *Tier) Start() {
-	t.cfg.Local.Trust(!t.caps.Messages)
+	if t.caps.Tracking && t.cfg.Tracking {
+		t.trackState.Store(trackPending)
+		t.wg.Go(t.track)
+	}
+	t.retrust()
 	t.wg.Go(t.maintain)
 	if t.caps.Messages {
 		t.wg.Go(func() {
@@ -185,9 +203,9 @@ func (t *Tier) Breaker() string {
 }
 
 // settled reports whether the tier is in its steady state: the generation
-// read, and the subscription up if there is one.
+// read, and the subscription and the tracking up if there are.
 func (t *Tier) settled() bool {
-	return t.known.Load() && (!t.caps.Messages || t.up.Load())
+	return t.known.Load() && t.listening()
 }
 
 // WaitSettled waits until the tier is settled or ctx ends.
