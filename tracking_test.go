@@ -296,3 +296,69 @@ func TestTrackingFollowsBump(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestTrackingCluster: on Redis Cluster every master reports its own keys:
+// outside DELs of keys spread over all masters reach every process, and so
+// do they after a failover (the tracking moves to the new master).
+func TestTrackingCluster(t *testing.T) {
+	cl := cachetest.StartCluster(t, cachetest.ClusterConfig{Replicas: 1})
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Hour}
+	var procs []*tiercache.Cache[user]
+	for range 3 {
+		procs = append(procs, clusterCache(t, cl, o, nil))
+	}
+	outside := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { outside.Close() })
+	ctx := t.Context()
+
+	ids := make([]string, 30)
+	byMaster := map[string][]string{}
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+		m := cl.MasterOf(procs[0].Key(ids[i]))
+		byMaster[m] = append(byMaster[m], ids[i])
+	}
+	if len(byMaster) != 3 {
+		t.Fatalf("ids on %d masters, want 3", len(byMaster))
+	}
+	db := newOrigin(ids...)
+	outsideDel := func(ids []string, what string) {
+		t.Helper()
+		for _, id := range ids {
+			holdInL1(t, procs, id, db.load)
+		}
+		for _, id := range ids {
+			db.update(id)
+			if err := outside.Del(ctx, procs[0].Key(id)).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, c := range procs {
+			for _, id := range ids {
+				waitUntil(t, func() bool {
+					u, err := c.Get(ctx, id, db.load)
+					want, _ := db.load(ctx, id)
+					return err == nil && u.Version == want.Version
+				}, fmt.Sprintf("process %d to see the outside DEL of %s %s", i, id, what))
+			}
+		}
+	}
+	outsideDel(ids, "on every master")
+
+	failed := cl.MasterOf(procs[0].Key(ids[0]))
+	if err := cl.Failover(failed); err != nil {
+		t.Fatal(err)
+	}
+	promoted := cl.MasterOf(procs[0].Key(ids[0]))
+	if promoted == failed {
+		t.Fatalf("the slot of %s is still on %s after the failover", ids[0], failed)
+	}
+	// The processes notice the new master (CLUSTER SLOTS, every
+	// HealthInterval) and track on it; they trust L1 again once it is up.
+	waitUntil(t, func() bool { return len(trackingClients(t, cl.Node(promoted))) == len(procs) },
+		"every process to track on the promoted master")
+	for _, c := range procs {
+		waitSettled(t, c)
+	}
+	outsideDel(byMaster[failed], "after the failover")
+}

@@ -118,6 +118,8 @@ type Tier struct {
 	trackLostAt atomic.Int64
 	trackLogged atomic.Bool // whether tracking is used was logged
 	trackWasOn  atomic.Bool
+	own         own           // this process's writes in flight, for the tracking
+	ownSem      chan struct{} // bounds the checks of own writes
 	trackMu     sync.Mutex
 	trackStop   context.CancelFunc // ends the tracking of the current generation
 
@@ -139,6 +141,7 @@ func New(cfg Config) *Tier {
 		hint:     make(chan struct{}, 1),
 		kick:     make(chan struct{}, 1),
 		upCh:     make(chan struct{}),
+		ownSem:   make(chan struct{}, maxOwnChecks),
 	}
 	if !cfg.Messages {
 		t.caps.Messages = false
@@ -336,6 +339,9 @@ func (t *Tier) Lock(ctx context.Context, reqs []driver.LockRequest, ttl time.Dur
 // Fill runs conditional fills, driver.MaxBatch per call. stored is as long
 // as ops even on error (false past the failure).
 func (t *Tier) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
+	for _, op := range ops {
+		t.wrote(op.Key, op.Value)
+	}
 	stored := make([]bool, 0, len(ops))
 	err := chunks(len(ops), func(lo, hi int) error {
 		return t.call(ctx, func(ctx context.Context) error {
@@ -344,7 +350,13 @@ func (t *Tier) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 			return err
 		})
 	})
-	return append(stored, make([]bool, len(ops)-len(stored))...), err
+	stored = append(stored, make([]bool, len(ops)-len(stored))...)
+	for i, op := range ops {
+		if !stored[i] {
+			t.own.failed(op.Key, op.Value)
+		}
+	}
+	return stored, err
 }
 
 // Unlock releases locks; a failure is left to the locks' expiry.
@@ -403,10 +415,12 @@ func (t *Tier) Set(ctx context.Context, id string, encode func(key string) ([]by
 		t.end(w, nil) // del left the id pending if it failed
 		return err
 	}
+	t.wrote(space.Key(id), value)
 	err = t.call(ctx, func(ctx context.Context) error {
 		return t.store.Set(ctx, space.Key(id), value, ttl, t.note(opWrite, space, id))
 	})
 	if err != nil {
+		t.own.failed(space.Key(id), value)
 		t.end(w, w.ids)
 		return err
 	}
@@ -417,9 +431,14 @@ func (t *Tier) Set(ctx context.Context, id string, encode func(key string) ([]by
 // FillPlain stores a loaded value under the key of id in space without a
 // lock (for a store that has none) and announces the fill.
 func (t *Tier) FillPlain(ctx context.Context, space *keys.Space, id string, value []byte, ttl time.Duration) error {
-	return t.call(ctx, func(ctx context.Context) error {
+	t.wrote(space.Key(id), value)
+	err := t.call(ctx, func(ctx context.Context) error {
 		return t.store.Set(ctx, space.Key(id), value, ttl, t.note(opFill, space, id))
 	})
+	if err != nil {
+		t.own.failed(space.Key(id), value)
+	}
+	return err
 }
 
 // Delete deletes the keys of ids, cancels rebuilds of them and announces

@@ -137,19 +137,40 @@ type trackHandler struct {
 func (h trackHandler) Invalidate(ks []string) {
 	t := h.t
 	if ks == nil {
+		t.own.forget()
 		t.cfg.Local.Flush()
 		t.waiters.WakeAll()
 		return
 	}
+	var checkKeys, checkIDs []string
 	for _, k := range ks {
 		id, ok := h.space.ID(k)
 		if !ok {
 			continue
 		}
-		if t.cfg.Local.Invalidate(id) {
-			t.cfg.Record(stats.Invalidation)
+		if t.own.invalidated(k) {
+			checkKeys, checkIDs = append(checkKeys, k), append(checkIDs, id)
+		} else {
+			t.drop(id)
 		}
 		t.waiters.Wake(id)
+	}
+	if len(checkKeys) > 0 {
+		t.checkOwn(checkKeys, checkIDs)
+	}
+}
+
+// drop drops id's copy, and counts it if there was one.
+func (t *Tier) drop(id string) {
+	if t.cfg.Local.Invalidate(id) {
+		t.cfg.Record(stats.Invalidation)
+	}
+}
+
+// wrote remembers a write of this process about to be sent (see own).
+func (t *Tier) wrote(key string, value []byte) {
+	if t.trackState.Load() != trackOff {
+		t.own.wrote(key, value)
 	}
 }
 
@@ -167,6 +188,7 @@ func (h trackHandler) Up() {
 		t.info("tiercache: server-assisted invalidation on (Redis client tracking)", slog.String("prefix", h.space.Head()))
 	}
 	t.trackWasOn.Store(true)
+	t.own.forget()
 	t.cfg.Local.Flush()
 	t.trackUp.Store(true)
 	t.trackMu.Unlock()
