@@ -53,6 +53,9 @@ func (r *recorder) Flush() {
 	r.mu.Unlock()
 }
 
+// Holds: the recorder holds every id.
+func (r *recorder) Holds(string) bool { return true }
+
 func (r *recorder) Trust(t bool) {
 	r.mu.Lock()
 	r.trusted = t
@@ -73,7 +76,7 @@ func newTier(t *testing.T, name string) (*Tier, *recorder) {
 	t.Cleanup(func() { rdb.Close() })
 	rec := &recorder{}
 	tier := New(Config{
-		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: rec, Messages: true,
+		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: rec, Messages: true, Tracking: true,
 		ForwardWindow: time.Minute, Now: func() int64 { return time.Now().UnixNano() }, Record: func(stats.Event) {},
 	})
 	tier.Start()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"sync"
+
+	"github.com/tiercache/tiercache/driver"
 )
 
 // A process hears the tracking invalidations of its own writes too, and
@@ -106,19 +108,29 @@ func (o *own) checked(key string, got []byte, err error) (keep bool) {
 // checkOwn checks invalidations of keys (of ids) that may be this
 // process's own writes, in the background, with one read of them all; each
 // copy is dropped unless the shared tier still holds the bytes written.
+//
+// The read is a hint's, not a request's: it bypasses the circuit breaker's
+// counting (a failure only drops copies) and is not made while the breaker
+// is open; and one invalidation message checks at most driver.MaxBatch
+// keys (a fill of more drops the rest).
 func (t *Tier) checkOwn(keys, ids []string) {
+	if len(keys) > driver.MaxBatch {
+		t.dropUnchecked(keys[driver.MaxBatch:], ids[driver.MaxBatch:])
+		keys, ids = keys[:driver.MaxBatch], ids[:driver.MaxBatch]
+	}
+	if t.Down() {
+		t.dropUnchecked(keys, ids)
+		return
+	}
 	select {
 	case t.ownSem <- struct{}{}:
 	default:
-		for i, k := range keys {
-			t.own.checked(k, nil, errBusy)
-			t.drop(ids[i])
-		}
+		t.dropUnchecked(keys, ids)
 		return
 	}
 	t.wg.Go(func() {
 		defer func() { <-t.ownSem }()
-		got, err := t.Get(t.ctx, keys)
+		got, err := t.store.Get(t.ctx, keys)
 		for i, k := range keys {
 			var v []byte
 			if err == nil && i < len(got) {
@@ -131,4 +143,12 @@ func (t *Tier) checkOwn(keys, ids []string) {
 	})
 }
 
-var errBusy = errors.New("too many checks")
+// dropUnchecked drops the copies of ids whose checks are not made.
+func (t *Tier) dropUnchecked(keys, ids []string) {
+	for i, k := range keys {
+		t.own.checked(k, nil, errUnchecked)
+		t.drop(ids[i])
+	}
+}
+
+var errUnchecked = errors.New("not checked")

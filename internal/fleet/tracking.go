@@ -148,10 +148,15 @@ func (h trackHandler) Invalidate(ks []string) {
 		if !ok {
 			continue
 		}
-		if t.own.invalidated(k) {
-			checkKeys, checkIDs = append(checkKeys, k), append(checkIDs, id)
-		} else {
+		switch {
+		case !t.own.invalidated(k):
 			t.drop(id)
+		case !t.cfg.Local.Holds(id):
+			// Only a copy held is worth a read to keep.
+			t.own.checked(k, nil, errUnchecked)
+			t.drop(id)
+		default:
+			checkKeys, checkIDs = append(checkKeys, k), append(checkIDs, id)
 		}
 		t.waiters.Wake(id)
 	}
