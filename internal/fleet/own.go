@@ -36,7 +36,8 @@ type ownWrite struct {
 // invalidations drop copies.
 const maxOwn = 4096
 
-// maxOwnChecks bounds the reads in flight.
+// maxOwnChecks bounds the reads in flight; an invalidation that finds
+// them all busy drops its copies.
 const maxOwnChecks = 16
 
 // wrote remembers that this process is writing value under key (before the
