@@ -5,7 +5,6 @@ package tiercache_test
 // only correctness: every process serves the new state within 10 s.
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -265,4 +264,3 @@ func redisInfo(t *testing.T, nodes []*cachetest.Server) redisStats {
 	return st
 }
 
-var _ = context.Background

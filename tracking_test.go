@@ -51,8 +51,7 @@ func newBytes(t *testing.T, rdb redis.UniversalClient, o tiercache.Options[user]
 	return out
 }
 
-// holdInL1 reads id in each cache until the read is an L1 hit, and returns
-// the value.
+// holdInL1 reads id in each cache until the read is an L1 hit.
 func holdInL1(t *testing.T, cs []*tiercache.Cache[user], id string, load tiercache.LoaderFunc[user]) {
 	t.Helper()
 	for i, c := range cs {
@@ -295,7 +294,6 @@ func TestTrackingFollowsBump(t *testing.T) {
 	}
 }
 
-var _ = context.Background
 
 // TestTrackingCluster: on Redis Cluster every master reports its own keys:
 // outside DELs of keys spread over all masters reach every process, and so

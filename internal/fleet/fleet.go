@@ -1,7 +1,8 @@
 // Package fleet is the part of a tiercache cache that deals with the shared
 // tier and the other processes using it, without knowing the cache's value
 // type: the circuit breaker and batching in front of the store, lock
-// tokens, the keyspace's messages and its subscription, the processes
+// tokens, the keyspace's messages and its subscription, the tracking of
+// its keys by the store (see tracking.go), the processes
 // waiting for a rebuild, the runtime generation, and the writes left to
 // finish after a failure.
 //
