@@ -4,7 +4,6 @@ package tiercache_test
 // Redis by clients that are not tiercache reach every process's L1.
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
