@@ -263,4 +263,3 @@ func redisInfo(t *testing.T, nodes []*cachetest.Server) redisStats {
 	}
 	return st
 }
-

@@ -293,7 +293,6 @@ func TestTrackingFollowsBump(t *testing.T) {
 	}
 }
 
-
 // TestTrackingCluster: on Redis Cluster every master reports its own keys:
 // outside DELs of keys spread over all masters reach every process, and so
 // do they after a failover (the tracking moves to the new master).
