@@ -311,11 +311,6 @@ func (l *local[V]) Invalidate(id string) bool {
 
 func (l *local[V]) Flush() { (*Cache[V])(l).flushL1() }
 
-func (l *local[V]) Holds(id string) bool {
-	_, held := (*Cache[V])(l).l1.GetIfPresent(id)
-	return held
-}
-
 func (l *local[V]) Trust(trusted bool) { (*Cache[V])(l).trust(trusted) }
 
 // trust records whether L1 may have missed invalidations.

@@ -46,8 +46,6 @@ type Local interface {
 	Invalidate(id string) bool
 	// Flush is Invalidate for every id.
 	Flush()
-	// Holds reports whether a copy of id is held.
-	Holds(id string) bool
 	// Trust says whether in-process copies may answer before the shared
 	// tier: false while messages may be missed.
 	Trust(trusted bool)

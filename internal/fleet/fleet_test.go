@@ -53,9 +53,6 @@ func (r *recorder) Flush() {
 	r.mu.Unlock()
 }
 
-// Holds: the recorder holds every id.
-func (r *recorder) Holds(string) bool { return true }
-
 func (r *recorder) Trust(t bool) {
 	r.mu.Lock()
 	r.trusted = t

@@ -375,4 +375,3 @@ type nopLocal struct{}
 func (nopLocal) Invalidate(string) bool { return false }
 func (nopLocal) Flush()                 {}
 func (nopLocal) Trust(bool)             {}
-func (nopLocal) Holds(string) bool      { return false }

@@ -15,7 +15,8 @@ import (
 // one key in one turn of its event loop, so an invalidation of a key this
 // process just wrote may also stand for another client's write: it cannot
 // be ignored. So the process remembers the bytes of its writes in flight
-// (own), and on an invalidation of one of those keys reads the key: if it
+// (own), and on an invalidation of one of those keys reads the key (the
+// copy may be held, or about to be: the fill's reply races the message): if it
 // still holds those bytes, the copy (made from them) stands; anything else
 // (other bytes, nothing, an error, another invalidation of the key during
 // the read) drops it. A check that cannot start (too many at once) drops

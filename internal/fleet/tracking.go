@@ -148,15 +148,12 @@ func (h trackHandler) Invalidate(ks []string) {
 		if !ok {
 			continue
 		}
-		switch {
-		case !t.own.invalidated(k):
-			t.drop(id)
-		case !t.cfg.Local.Holds(id):
-			// Only a copy held is worth a read to keep.
-			t.own.checked(k, nil, errUnchecked)
-			t.drop(id)
-		default:
+		// A copy of an own write may not be in L1 yet (its fill's reply and
+		// this message race): checked all the same, so that it can enter.
+		if t.own.invalidated(k) {
 			checkKeys, checkIDs = append(checkKeys, k), append(checkIDs, id)
+		} else {
+			t.drop(id)
 		}
 		t.waiters.Wake(id)
 	}
