@@ -174,7 +174,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 	if cfg.Store != nil {
 		c.tier = fleet.New(fleet.Config{
 			Store: cfg.Store, Prefix: cfg.Prefix, Version: cfg.Keyspace.Version, Name: cfg.Keyspace.Name,
-			Local: (*local[V])(c), Messages: true,
+			Local: (*local[V])(c), Messages: true, Tracking: cfg.Tracking,
 			Breaker:   breaker.Config{MinFailures: cfg.Breaker.Failures},
 			NoBreaker: cfg.Breaker.Failures == 0, Cooldown: cfg.Breaker.Cooldown, ForwardWindow: cfg.L1TTL,
 			Now: c.now, Logger: cfg.Logger, Record: c.record,

@@ -139,6 +139,8 @@ func TestCluster(t *testing.T) {
 	t.Run("GetManyOneTripPerNode", func(t *testing.T) {
 		trips := &nodeTrips{trips: map[string][][]string{}}
 		name := keyspaceName(t)
+		// Without tracking: its background check of this process's own
+		// fills (internal/fleet/own.go) is not the read path this counts.
 		c := clusterCache(t, cl, tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: name}}, trips)
 		db := &batchOrigin{origin: newOrigin()}
 		ids := make([]string, 100)

@@ -56,8 +56,11 @@ func TestDeleteReachesOtherProcesses(t *testing.T) {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	if s := b.Stats(); s.Invalidations != keys {
-		t.Errorf("B dropped %d L1 entries on messages, want %d", s.Invalidations, keys)
+	// At least: with tracking, the invalidation of A's DEL can also reach B
+	// after B refilled the key, and drop that copy once more (dropping is
+	// always safe: see internal/fleet/own.go).
+	if s := b.Stats(); s.Invalidations < keys {
+		t.Errorf("B dropped %d L1 entries on invalidations, want at least %d", s.Invalidations, keys)
 	}
 	t.Logf("invalidation latency over %d keys (Delete returned → B serves the new value): p50 %v, p99 %v, max %v",
 		keys, pctl(lat, 50), pctl(lat, 99), lat[len(lat)-1])

@@ -113,6 +113,13 @@ type L2[V any] struct {
 	MaxValueSize int
 	// Breaker governs the circuit breaker in front of the shared tier.
 	Breaker Breaker
+	// Tracking turns on server-assisted invalidation where the store can
+	// (redisstore: Redis client tracking; Redis 6 or later, with CLIENT
+	// allowed): a write, delete or expiry of a cached key by any client,
+	// not only by tiercache, drops every process's L1 copy within the
+	// invalidation bound. Off by default for now (docs/architecture.md,
+	// "Server-assisted invalidation", says why).
+	Tracking bool
 }
 
 // Rebuild tunes how a missing or expiring value is rebuilt: one caller in
@@ -237,6 +244,7 @@ type config[V any] struct {
 	Codec                          codec.Codec[V]
 	MaxValueSize                   int
 	Breaker                        Breaker // Failures 0: never opens
+	Tracking                       bool
 	LockTTL, LockWait, LoadTimeout time.Duration
 	FailOnLockWait                 bool
 	earlyBeta                      float64 // 0: no early refresh
@@ -258,7 +266,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		Keyspace: o.Keyspace, Prefix: o.Prefix, Store: o.Store,
 		TTL: o.TTL, StaleTTL: o.StaleTTL, NegativeTTL: o.NegativeTTL, Jitter: o.Jitter, Logger: o.Logger,
 		L1Size: o.L1.Size, L1Weigher: o.L1.Weigher, L1TTL: o.L1.TTL,
-		Codec: o.L2.Codec, MaxValueSize: o.L2.MaxValueSize, Breaker: o.L2.Breaker,
+		Codec: o.L2.Codec, MaxValueSize: o.L2.MaxValueSize, Breaker: o.L2.Breaker, Tracking: o.L2.Tracking,
 		LockTTL: o.Rebuild.LockTTL, LockWait: o.Rebuild.LockWait, LoadTimeout: o.Rebuild.LoadTimeout,
 		FailOnLockWait: o.Rebuild.FailOnLockWait, MaxLoads: o.Rebuild.MaxLoads, MaxRefreshes: defaultMaxRefreshes,
 		Retry: o.Retry, MaxStale: o.Degrade.MaxStale, Fallback: o.Degrade.Fallback,

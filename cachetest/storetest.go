@@ -3,6 +3,7 @@ package cachetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -117,6 +118,70 @@ func TestStore(t *testing.T, newStore func(t *testing.T) driver.Store) {
 	if caps.Generations {
 		t.Run("Generations", func(t *testing.T) { testGenerations(t, newStore) })
 	}
+	if caps.Tracking {
+		t.Run("Tracking", func(t *testing.T) { testTracking(t, newStore) })
+	}
+}
+
+// trackRecorder is a driver.TrackHandler that passes what it sees on.
+type trackRecorder struct {
+	keys chan []string
+	up   chan struct{}
+}
+
+func (r *trackRecorder) Invalidate(keys []string) { r.keys <- keys }
+func (r *trackRecorder) Up()                      { r.up <- struct{}{} }
+func (r *trackRecorder) Down(error)               {}
+
+// testTracking: Track reports the writes and deletes of keys under its
+// prefix made through another store, and not those of other keys; it ends
+// with its context. A store whose backend refuses tracking returns
+// driver.ErrUnsupported instead.
+func testTracking(t *testing.T, newStore func(t *testing.T) driver.Store) {
+	tracker, writer := newStore(t), newStore(t)
+	prefix := key(t, "tracked") + ":"
+	h := &trackRecorder{keys: make(chan []string, 64), up: make(chan struct{}, 8)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- tracker.Track(ctx, prefix, h) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, driver.ErrUnsupported) {
+			t.Errorf("Track ended with %v, want ctx's error", err)
+		}
+	}()
+	select {
+	case <-h.up:
+	case err := <-done:
+		done <- err
+		if !errors.Is(err, driver.ErrUnsupported) {
+			t.Fatalf("Track = %v before Up, want an error wrapping driver.ErrUnsupported or Up", err)
+		}
+		return
+	case <-time.After(10 * time.Second):
+		t.Fatal("Track not up after 10 s")
+	}
+	// Each write, then one under the prefix as a marker: the first keys
+	// reported after a write must be the write's (or nothing for a key
+	// outside the prefix, then the marker).
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-h.keys:
+			if !slices.Contains(got, want) {
+				t.Fatalf("invalidation %q, want one of %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no invalidation of %s within 10 s", want)
+		}
+	}
+	mustSet(t, writer, key(t, "elsewhere"), "x") // not under the prefix: not reported
+	mustSet(t, writer, prefix+"a", "1")
+	expect(prefix + "a")
+	if err := writer.Delete(t.Context(), []string{prefix + "a"}, driver.Note{}); err != nil {
+		t.Fatal(err)
+	}
+	expect(prefix + "a")
 }
 
 func lock1(t *testing.T, s driver.Store, k, token string) driver.LockResult {

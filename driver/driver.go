@@ -84,6 +84,14 @@ type Store interface {
 	// subscription lost (within Capabilities().NotifyBound), so that the
 	// subscriber knows when it may have missed messages.
 	Subscribe(ctx context.Context, channel string, h Handler) error
+	// Track delivers to h, until ctx is done, the keys starting with prefix
+	// that any client of the store writes, deletes, or that expire or are
+	// evicted (Redis client tracking in broadcasting mode), reconnecting
+	// after failures, with Subscribe's Up and Down rules. It returns ctx's
+	// error, or an error wrapping ErrUnsupported, after calling h.Down,
+	// when the server refuses tracking (too old, or not allowed to the
+	// user): the caller then does without it.
+	Track(ctx context.Context, prefix string, h TrackHandler) error
 
 	// Generation makes the integer stored under key at least known (a
 	// missing or unreadable value counts as lower) and returns the result;
@@ -107,6 +115,9 @@ type Capabilities struct {
 	Messages bool
 	// Generations: Generation and Bump work (runtime version bumps).
 	Generations bool
+	// Tracking: Track may work; whether the server allows it is known only
+	// once Track has tried.
+	Tracking bool
 	// NotifyBound is how long a subscription can be lost before Subscribe
 	// calls Down (for redisstore, HealthInterval + Timeout).
 	NotifyBound time.Duration
@@ -174,5 +185,18 @@ type Handler interface {
 	Up()
 	// Down is called when the subscription is lost; messages may be missed
 	// until the next Up.
+	Down(err error)
+}
+
+// TrackHandler receives what Track sees. Its methods are called from one
+// goroutine and must not block for long.
+type TrackHandler interface {
+	// Invalidate is called with keys that changed; nil means that every
+	// key may have (FLUSHALL, FLUSHDB, or an invalidation that could not be
+	// read).
+	Invalidate(keys []string)
+	// Up and Down are as Handler's: changes may be missed from Down until
+	// the next Up.
+	Up()
 	Down(err error)
 }

@@ -276,6 +276,13 @@ func (p *Plain) Unlock(ctx context.Context, locks []driver.LockRequest) error {
 	return p.s.Unlock(ctx, locks)
 }
 
+// Track reports changes of the keys under prefix by any client (see
+// Store.Track): with it, the Python service's writes and deletes reach
+// tiercache's L1 at once.
+func (p *Plain) Track(ctx context.Context, prefix string, h driver.TrackHandler) error {
+	return p.s.Track(ctx, prefix, h)
+}
+
 // Publish sends message to the subscribers of channel (see Store.Publish).
 func (p *Plain) Publish(ctx context.Context, channel, message string) (int64, error) {
 	return p.s.Publish(ctx, channel, message)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,14 +37,31 @@ func (s *Store) publish(ctx context.Context, channel, message string) (int64, er
 // (re)subscription is reported with h.Up. So a lost message goes unnoticed
 // for at most HealthInterval + Timeout.
 func (s *Store) Subscribe(ctx context.Context, channel string, h driver.Handler) error {
+	return s.resubscribe(ctx, h.Down, func(ctx context.Context) (bool, error) {
+		return s.subscribeOnce(ctx, s.client, listener{
+			channel: channel,
+			up:      h.Up,
+			message: func(m *redis.Message) { h.Message(m.Payload) },
+		})
+	})
+}
+
+// resubscribe runs once until ctx is done, calling down after each failure
+// and waiting between attempts (50 ms doubling to 2 s, from 50 ms again
+// after an attempt that was up). It returns ctx's error, or once's error if
+// it wraps driver.ErrUnsupported: no attempt can succeed.
+func (s *Store) resubscribe(ctx context.Context, down func(error), once func(context.Context) (wasUp bool, err error)) error {
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
 	for {
-		wasUp, err := s.subscribeOnce(ctx, channel, h)
+		wasUp, err := once(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		h.Down(err)
+		down(err)
+		if errors.Is(err, driver.ErrUnsupported) {
+			return err
+		}
 		if wasUp {
 			backoff = minBackoff
 		}
@@ -58,14 +76,24 @@ func (s *Store) Subscribe(ctx context.Context, channel string, h driver.Handler)
 	}
 }
 
-// subscribeOnce runs one subscription until it fails or ctx is done, and
-// reports whether it was ever confirmed.
-func (s *Store) subscribeOnce(ctx context.Context, channel string, h driver.Handler) (wasUp bool, err error) {
-	ps := s.client.Subscribe(ctx)
+// listener is what one subscription listens to and whom it tells.
+type listener struct {
+	channel string
+	up      func()
+	message func(*redis.Message)
+	// unreadable, if set, is called for a message go-redis could not read
+	// (the connection stays usable); without it the subscription fails.
+	unreadable func()
+}
+
+// subscribeOnce runs one subscription of client until it fails or ctx is
+// done, and reports whether it was ever confirmed.
+func (s *Store) subscribeOnce(ctx context.Context, client redis.UniversalClient, l listener) (wasUp bool, err error) {
+	ps := client.Subscribe(ctx)
 	defer ps.Close()
 	// Interrupt a blocked receive as soon as ctx ends.
 	defer context.AfterFunc(ctx, func() { ps.Close() })()
-	if err := ps.Subscribe(ctx, channel); err != nil {
+	if err := ps.Subscribe(ctx, l.channel); err != nil {
 		return false, fmt.Errorf("redisstore: SUBSCRIBE: %w", err)
 	}
 	pinged := false
@@ -78,6 +106,11 @@ func (s *Store) subscribeOnce(ctx context.Context, channel string, h driver.Hand
 		if err != nil {
 			if ctx.Err() != nil {
 				return wasUp, ctx.Err()
+			}
+			if l.unreadable != nil && wasUp && isUnreadable(err) {
+				pinged = false
+				l.unreadable()
+				continue
 			}
 			if !isTimeout(err) || pinged || !wasUp {
 				return wasUp, fmt.Errorf("redisstore: subscription: %w", err)
@@ -95,12 +128,12 @@ func (s *Store) subscribeOnce(ctx context.Context, channel string, h driver.Hand
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == channel {
+			if m.Kind == "subscribe" && m.Channel == l.channel {
 				wasUp = true
-				h.Up()
+				l.up()
 			}
 		case *redis.Message:
-			h.Message(m.Payload)
+			l.message(m)
 		case *redis.Pong:
 		}
 	}
@@ -109,4 +142,11 @@ func (s *Store) subscribeOnce(ctx context.Context, channel string, h driver.Hand
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isUnreadable reports go-redis's error for a message whose reply it read
+// whole but could not turn into a message (such as the null payload of
+// tracking's flush invalidation on RESP2): the connection is in step.
+func isUnreadable(err error) bool {
+	return strings.HasPrefix(err.Error(), "redis: unsupported pubsub message")
 }

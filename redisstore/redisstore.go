@@ -163,10 +163,10 @@ func New(client redis.UniversalClient, opts *Options) *Store {
 	return s
 }
 
-// Capabilities reports that the store does everything: locks, messages and
-// generations.
+// Capabilities reports that the store does everything: locks, messages,
+// generations, and tracking where the server allows it (see Track).
 func (s *Store) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Locks: true, Messages: true, Generations: true, NotifyBound: s.opts.HealthInterval + s.opts.Timeout}
+	return driver.Capabilities{Locks: true, Messages: true, Generations: true, Tracking: true, NotifyBound: s.opts.HealthInterval + s.opts.Timeout}
 }
 
 func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {

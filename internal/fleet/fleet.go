@@ -1,7 +1,8 @@
 // Package fleet is the part of a tiercache cache that deals with the shared
 // tier and the other processes using it, without knowing the cache's value
 // type: the circuit breaker and batching in front of the store, lock
-// tokens, the keyspace's messages and its subscription, the processes
+// tokens, the keyspace's messages and its subscription, the tracking of
+// its keys by the store (see tracking.go), the processes
 // waiting for a rebuild, the runtime generation, and the writes left to
 // finish after a failure.
 //
@@ -64,6 +65,9 @@ type Config struct {
 	Breaker   breaker.Config
 	NoBreaker bool
 	Cooldown  time.Duration
+	// Tracking turns on server-assisted invalidation (if the store can):
+	// the store reports every change of the keyspace's keys, by any client.
+	Tracking bool
 	// ForwardWindow is how long after a switch to a new generation this
 	// process carries writes announced under the previous one over to the
 	// new keys (Options.L1.TTL: no copy made before the switch outlives it).
@@ -108,8 +112,20 @@ type Tier struct {
 	lost     atomic.Bool  // its loss was logged, its return not yet
 	lostAt   atomic.Int64 // when, cache clock
 	upMu     sync.Mutex
-	upCh     chan struct{} // closed at the next Up
+	upCh     chan struct{} // closed at the next Up (of either channel)
 	opened   chan struct{} // signalled when the breaker opens
+	trustMu  sync.Mutex    // serializes the computation and setting of trust
+
+	trackState  atomic.Int32 // trackOff, trackPending, trackOn
+	trackUp     atomic.Bool  // the tracking is up
+	trackLost   atomic.Bool  // its loss was logged, its return not yet
+	trackLostAt atomic.Int64
+	trackLogged atomic.Bool // whether tracking is used was logged
+	trackWasOn  atomic.Bool
+	own         own           // this process's writes in flight, for the tracking
+	ownSem      chan struct{} // bounds the checks of own writes
+	trackMu     sync.Mutex
+	trackStop   context.CancelFunc // ends the tracking of the current generation
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -130,6 +146,7 @@ func New(cfg Config) *Tier {
 		kick:     make(chan struct{}, 1),
 		upCh:     make(chan struct{}),
 		opened:   make(chan struct{}, 1),
+		ownSem:   make(chan struct{}, maxOwnChecks),
 	}
 	if !cfg.Messages {
 		t.caps.Messages = false
@@ -149,10 +166,15 @@ func New(cfg Config) *Tier {
 func (t *Tier) Capabilities() driver.Capabilities { return t.caps }
 
 // Start starts the goroutines the tier owns: the subscription to the
-// keyspace's channel and the maintenance loop (generation syncs, repairs).
-// Until the subscription is up the cache's copies are not trusted.
+// keyspace's channel, the tracking of its keys, and the maintenance loop
+// (generation syncs, repairs). Until the subscription and the tracking are
+// up the cache's copies are not trusted.
 func (t *Tier) Start() {
-	t.cfg.Local.Trust(!t.caps.Messages)
+	if t.caps.Tracking && t.cfg.Tracking {
+		t.trackState.Store(trackPending)
+		t.wg.Go(t.track)
+	}
+	t.retrust()
 	t.wg.Go(t.maintain)
 	if t.brk != nil {
 		t.wg.Go(t.probe)
@@ -192,9 +214,9 @@ func (t *Tier) Breaker() string {
 }
 
 // settled reports whether the tier is in its steady state: the generation
-// read, and the subscription up if there is one.
+// read, and the subscription and the tracking up if there are.
 func (t *Tier) settled() bool {
-	return t.known.Load() && (!t.caps.Messages || t.up.Load())
+	return t.known.Load() && t.listening()
 }
 
 // WaitSettled waits until the tier is settled or ctx ends.
@@ -362,6 +384,9 @@ func (t *Tier) Lock(ctx context.Context, reqs []driver.LockRequest, ttl time.Dur
 // Fill runs conditional fills, driver.MaxBatch per call. stored is as long
 // as ops even on error (false past the failure).
 func (t *Tier) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
+	for _, op := range ops {
+		t.wrote(op.Key, op.Value)
+	}
 	stored := make([]bool, 0, len(ops))
 	err := chunks(len(ops), func(lo, hi int) error {
 		return t.call(ctx, func(ctx context.Context) error {
@@ -370,7 +395,13 @@ func (t *Tier) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 			return err
 		})
 	})
-	return append(stored, make([]bool, len(ops)-len(stored))...), err
+	stored = append(stored, make([]bool, len(ops)-len(stored))...)
+	for i, op := range ops {
+		if !stored[i] {
+			t.own.failed(op.Key, op.Value)
+		}
+	}
+	return stored, err
 }
 
 // Unlock releases locks; a failure is left to the locks' expiry.
@@ -429,10 +460,12 @@ func (t *Tier) Set(ctx context.Context, id string, encode func(key string) ([]by
 		t.end(w, nil) // del left the id pending if it failed
 		return err
 	}
+	t.wrote(space.Key(id), value)
 	err = t.call(ctx, func(ctx context.Context) error {
 		return t.store.Set(ctx, space.Key(id), value, ttl, t.note(opWrite, space, id))
 	})
 	if err != nil {
+		t.own.failed(space.Key(id), value)
 		t.end(w, w.ids)
 		return err
 	}
@@ -443,9 +476,14 @@ func (t *Tier) Set(ctx context.Context, id string, encode func(key string) ([]by
 // FillPlain stores a loaded value under the key of id in space without a
 // lock (for a store that has none) and announces the fill.
 func (t *Tier) FillPlain(ctx context.Context, space *keys.Space, id string, value []byte, ttl time.Duration) error {
-	return t.call(ctx, func(ctx context.Context) error {
+	t.wrote(space.Key(id), value)
+	err := t.call(ctx, func(ctx context.Context) error {
 		return t.store.Set(ctx, space.Key(id), value, ttl, t.note(opFill, space, id))
 	})
+	if err != nil {
+		t.own.failed(space.Key(id), value)
+	}
+	return err
 }
 
 // Delete deletes the keys of ids, cancels rebuilds of them and announces

@@ -73,7 +73,7 @@ func newTier(t *testing.T, name string) (*Tier, *recorder) {
 	t.Cleanup(func() { rdb.Close() })
 	rec := &recorder{}
 	tier := New(Config{
-		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: rec, Messages: true,
+		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: rec, Messages: true, Tracking: true,
 		ForwardWindow: time.Minute, Now: func() int64 { return time.Now().UnixNano() }, Record: func(stats.Event) {},
 	})
 	tier.Start()

@@ -199,6 +199,7 @@ func (t *Tier) switchTo(ctx context.Context, gen int64, announce bool) {
 	}
 	t.space.Store(next)
 	t.recentMu.Unlock()
+	t.retrack()
 	t.repairSoon()
 	t.cfg.Local.Flush()
 	t.genMu.Unlock()

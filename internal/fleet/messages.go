@@ -179,23 +179,21 @@ func (t *Tier) carries(code string, gen int64) bool {
 	return gen < space.Gen && gen == t.prevGen.Load() && t.cfg.Now()-t.switched.Load() < int64(t.cfg.ForwardWindow)
 }
 
-// Up trusts the cache's copies again once they have been flushed of
-// whatever they may have kept while messages could be missed, and has the
+// Up trusts the cache's copies again (if the tracking is up too) once they
+// have been flushed of whatever they may have kept while messages could be
+// missed, and has the
 // generation read again (a bump may have been missed too).
 func (h handler) Up() {
 	t := h.t
 	t.cfg.Local.Flush()
-	t.cfg.Local.Trust(true)
+	t.up.Store(true)
+	t.retrust()
 	if t.lost.Swap(false) {
 		down := time.Duration(t.cfg.Now() - t.lostAt.Load())
 		t.info("tiercache: invalidation subscription back; in-process copies flushed and trusted again",
 			slog.String("channel", t.channel), slog.String("down", down.Round(time.Millisecond).String()))
 	}
-	t.up.Store(true)
-	t.upMu.Lock()
-	close(t.upCh)
-	t.upCh = make(chan struct{})
-	t.upMu.Unlock()
+	t.signalUp()
 	t.waiters.WakeAll()
 	t.syncSoon()
 }
@@ -214,8 +212,8 @@ func (h handler) Down(err error) {
 		// frozen one fails the calls that open the breaker anyway.
 		t.brk.Trip()
 	}
-	t.cfg.Local.Trust(false)
 	t.up.Store(false)
+	t.retrust()
 	if t.caps.Generations {
 		t.known.Store(false)
 	}

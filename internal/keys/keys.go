@@ -63,6 +63,43 @@ func (s *Space) Key(id string) string {
 	return s.head + id
 }
 
+// Head returns what every value key of the keyspace starts with, e.g.
+// "v1:user:": the prefix Redis client tracking is asked to watch.
+func (s *Space) Head() string { return s.head }
+
+// ID returns the id whose value key is key, and false if key is not a
+// value key of the keyspace: another keyspace's, or a helper key under the
+// same head (a lock key when Prefix has its own hash tag,
+// "{app}:v1:user:42}:lock", whose rest holds a ':' that no escaped id
+// does), or an escape that Key does not write.
+func (s *Space) ID(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, s.head)
+	if !ok || rest == "" || strings.IndexByte(rest, ':') >= 0 {
+		return "", false
+	}
+	if strings.IndexByte(rest, '%') < 0 {
+		return rest, true
+	}
+	var b strings.Builder
+	b.Grow(len(rest))
+	for i := 0; i < len(rest); i++ {
+		if rest[i] != '%' {
+			b.WriteByte(rest[i])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(rest[i:], "%3A"):
+			b.WriteByte(':')
+		case strings.HasPrefix(rest[i:], "%25"):
+			b.WriteByte('%')
+		default:
+			return "", false
+		}
+		i += 2
+	}
+	return b.String(), true
+}
+
 // escape replaces ':' and '%' in id by %3A and %25.
 func escape(id string) string {
 	var b strings.Builder

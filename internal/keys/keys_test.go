@@ -194,3 +194,27 @@ func TestUnambiguousRandom(t *testing.T) {
 		t.Fatalf("only %d distinct valid keys generated", len(seen))
 	}
 }
+
+// TestID: ID reverses Key for every id, and refuses what is not a value key
+// of the keyspace (another keyspace's, a lock under a tagged prefix, an
+// escape Key never writes).
+func TestID(t *testing.T) {
+	s := NewSpace("{app}:", "v1", "user", 0)
+	for _, id := range []string{"42", "a:b", "%", "%3A", "x%25:y", "日本", "}"} {
+		got, ok := s.ID(s.Key(id))
+		if !ok || got != id {
+			t.Errorf("ID(Key(%q)) = %q, %v; want %q, true", id, got, ok, id)
+		}
+	}
+	for _, key := range []string{
+		"{app}:v1:user:", "{app}:v1:order:42", "{app}:v2:user:42", "v1:user:42",
+		Lock(s.Key("42")), "{app}:v1:user:%zz", "{app}:v1:user:%3", "{app}:v1+5:user:42",
+	} {
+		if id, ok := s.ID(key); ok {
+			t.Errorf("ID(%q) = %q, true; want false", key, id)
+		}
+	}
+	if got, want := NewSpace("", "v1", "user", 7).Head(), "v1+7:user:"; got != want {
+		t.Errorf("Head = %q, want %q", got, want)
+	}
+}
