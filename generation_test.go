@@ -114,6 +114,9 @@ func advGenerationSetup(t *testing.T, id string, ao tiercache.Options[user]) *ad
 	if _, err := b.Get(ctx, id, func(context.Context, string) (user, error) { return user{ID: id, Name: "v0"}, nil }); err != nil {
 		t.Fatal(err)
 	}
+	if err := tiercache.WaitIdle(ctx, b); err != nil { // the fill follows the answer
+		t.Fatal(err)
+	}
 	if v, err := srv(t).Do("EXISTS", b.Key(id)); err != nil || v != int64(1) {
 		t.Fatalf("B's fill of %s: %v %v", b.Key(id), v, err)
 	}

@@ -16,7 +16,7 @@ import (
 
 // Deadlines that follow Redis.
 //
-// A call's deadline is a multiple (latencyMultiple) of the p99 of the calls
+// A single-key read's deadline is a multiple (latencyMultiple) of the p99 of the calls
 // of the last complete window (latencyWindow), no less than
 // Options.MinTimeout and no more than Options.Timeout. On a healthy loopback
 // Redis the p99 is well under a millisecond, so a Redis that stops answering
@@ -142,12 +142,6 @@ const (
 	ops
 )
 
-// estimates are the latency estimates of one kind of read.
-type estimates struct {
-	one    *latency // of calls on one key
-	perKey *latency // of batches, per key
-}
-
 // deadline returns the deadline of a call of kind o on n keys (see the top
 // of this file). A write gets the ceiling: a failed read is a miss that
 // costs a load, but a failed write is an error for the caller, a repair in
@@ -157,9 +151,8 @@ type estimates struct {
 // already loaded (losing it costs a load in each process that misses it
 // next), and so do Bump and Ping. Generation is a read: requests wait for
 // it when the generation is not known (after the subscription was lost),
-// and a failed one is read again soon. A batch's deadline is latencyMultiple
-// times the single call's p99 plus n times the p99 per key of batches of
-// its kind; until both are known it is the ceiling.
+// and a failed one is read again soon. Until a single call's p99 is known
+// the deadline is the ceiling.
 //
 // A store that has not been answered for a second gets the ceiling too: the
 // recent p99 describes a Redis that was answering, not the first calls to one
@@ -167,17 +160,21 @@ type estimates struct {
 // master), which would otherwise time out before their connection is made,
 // forever. While it is not answering the breaker is open, so these are the
 // breaker's background probes and writes, not requests.
+//
+// A batch (n > 1: a GetMany's rounds) gets the ceiling as well: its time
+// grows with the machine's load far more than a single call's (a pipeline
+// of 512 lock attempts on a busy 2-core machine took tens of milliseconds
+// where the recent p99 allowed a few), a batch that fails stores nothing and
+// sends all its ids to the origin, and a GetMany is not the latency-critical
+// path a Get is. A frozen Redis costs a GetMany one ceiling, after which the
+// breaker is open.
 func (s *Store) deadline(o op, n int) time.Duration {
-	if o == write || time.Now().UnixNano()-s.answered.Load() > int64(time.Second) {
+	if o == write || n > 1 || time.Now().UnixNano()-s.answered.Load() > int64(time.Second) {
 		return s.opts.Timeout
 	}
-	e := &s.lat[o]
-	one, per := e.one.recent(), e.perKey.recent()
-	switch {
-	case one == 0, n > 1 && per == 0:
+	one := s.lat[o].recent()
+	if one == 0 {
 		return s.opts.Timeout
-	case n > 1:
-		one += time.Duration(n) * per
 	}
 	return min(max(latencyMultiple*one, s.opts.MinTimeout), s.opts.Timeout)
 }
@@ -185,12 +182,8 @@ func (s *Store) deadline(o op, n int) time.Duration {
 // observe records a call of kind o on n keys that took d.
 func (s *Store) observe(o op, n int, d time.Duration) {
 	now := time.Now()
-	switch {
-	case o == write: // its deadline is fixed
-	case n <= 1:
-		s.lat[o].one.observe(now, d)
-	default:
-		s.lat[o].perKey.observe(now, d/time.Duration(n))
+	if o != write && n <= 1 { // the others' deadline is the ceiling
+		s.lat[o].observe(now, d)
 	}
 }
 

@@ -112,7 +112,7 @@ type Store struct {
 	// lockOf derives the rebuild lock's key from a value key: LockKey, or
 	// for a Plain store PlainLockKey.
 	lockOf func(string) string
-	lat    [ops]estimates
+	lat    [ops]*latency // of single-key reads, by kind: see deadline
 	// bounded: the client does not honour contexts' deadlines, so calls run
 	// on goroutines of their own (see do); late counts those running past
 	// their deadline.
@@ -141,7 +141,7 @@ func New(client redis.UniversalClient, opts *Options) *Store {
 	}
 	s.opts.MinTimeout = min(s.opts.MinTimeout, s.opts.Timeout)
 	for i := range s.lat {
-		s.lat[i] = estimates{one: newLatency(), perKey: newLatency()}
+		s.lat[i] = newLatency()
 	}
 	honours := false // the client bounds calls by their contexts' deadlines
 	switch c := client.(type) {
