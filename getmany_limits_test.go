@@ -47,7 +47,7 @@ func TestGetManyDeadlineMidway(t *testing.T) {
 }
 
 // TestHugeGetMany: a cold GetMany of 50 000 ids in one process and then
-// the same ids from another: bounded time, one batch load.
+// the same ids from another: one batch load, the second from L2.
 func TestHugeGetMany(t *testing.T) {
 	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, L1: tiercache.L1[user]{Size: 100_000}}
 	a := newCache(t, srv(t).Addr(), o)
@@ -73,8 +73,7 @@ func TestHugeGetMany(t *testing.T) {
 	if err != nil || len(m) != len(ids) || len(db.batch) != 1 {
 		t.Fatalf("L2 GetMany: %d, %v, %d batch loads", len(m), err, len(db.batch))
 	}
+	// Times are reported, not asserted (no timing assertions in tests): the
+	// test's timeout bounds a hang.
 	t.Logf("GetMany of %d ids: cold %v, from L2 %v", len(ids), cold.Round(time.Millisecond), warm.Round(time.Millisecond))
-	if cold > 10*time.Second || warm > 5*time.Second {
-		t.Errorf("GetMany of %d ids took %v cold, %v from L2", len(ids), cold, warm)
-	}
 }

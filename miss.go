@@ -455,6 +455,21 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 		f.entries[i] = c.newEntry(vals[i], !found[i], now, took)
 	}
 	r.prepare(ctx, f)
+	if len(ps) > 1 {
+		// A batch is filled before its callers are answered and its values
+		// kept in L1: keeping thousands of entries first (and evicting as
+		// many) delayed the fill past the locks' expiry on a loaded machine,
+		// and every fill of a 50,000-id GetMany was refused. A GetMany's
+		// caller waits for its rounds anyway.
+		refused := r.fill(ctx, f)
+		for i, p := range ps {
+			if !f.tooLarge[i] && !refused[i] {
+				c.putIf(p.id, f.entries[i], &p.ep)
+			}
+			r.finish(p, fetched[V]{e: f.entries[i], r: result{stats.Miss, stats.Origin}}, nil)
+		}
+		return
+	}
 	for i, p := range ps {
 		if !f.tooLarge[i] {
 			c.putIf(p.id, f.entries[i], &p.ep)
@@ -462,13 +477,13 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 		r.finish(p, fetched[V]{e: f.entries[i], r: result{stats.Miss, stats.Origin}}, nil)
 	}
 	if r.inline && c.loads.Go(ctx, func(ctx context.Context) {
-		flight.Protect(func() { r.fill(ctx, f) }, func(err error) {
+		flight.Protect(func() { _ = r.fill(ctx, f) }, func(err error) {
 			c.warn(ctx, "tiercache: fill failed", ps[0].key, err)
 		})
 	}) {
 		return
 	}
-	r.fill(ctx, f)
+	_ = r.fill(ctx, f)
 }
 
 // filling is the fill of the values a load returned, prepared before the
@@ -530,11 +545,13 @@ func (r *resolution[V]) prepare(ctx context.Context, f *filling[V]) {
 // from L1 the values whose conditional fill was refused (they may be older
 // than a write), releases the locks of values not stored, and wakes this
 // process's waiters for the ids. It reads only what does not change once
-// the ids are answered (r.c, r.space and f), so it may run beside r.
-func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
+// the ids are answered (r.c, r.space and f), so it may run beside r. It
+// reports which fills were refused.
+func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) (refused []bool) {
 	c := r.c
+	refused = make([]bool, len(f.ps))
 	if c.tier == nil {
-		return
+		return refused
 	}
 	r.unlock(ctx, f.release, false)
 	for _, i := range f.plain {
@@ -559,6 +576,7 @@ func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
 			case err == nil:
 				c.record(stats.FillLost)
 				c.unkeep(p.id, f.entries[i])
+				refused[i] = true
 			default:
 				lost = append(lost, p)
 			}
@@ -573,6 +591,7 @@ func (r *resolution[V]) fill(ctx context.Context, f *filling[V]) {
 	for _, p := range f.ps {
 		c.tier.Waiters().Wake(p.id)
 	}
+	return refused
 }
 
 // release releases the locks ps may hold and tells the processes waiting

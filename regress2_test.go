@@ -369,7 +369,8 @@ func TestDefect8LargeGetMany(t *testing.T) {
 		t.Errorf("second process's GetMany: %d values, %v; want %d, nil", len(got), err, n)
 	}
 	if l := bLoads.Load(); l != 0 {
-		t.Errorf("second process loaded %d of %d ids from the origin, want 0 (the first GetMany stores them all); first loaded %d", l, n, aLoads.Load())
+		sa := a.Stats()
+		t.Errorf("second process loaded %d of %d ids from the origin, want 0 (the first GetMany stores them all); first loaded %d (first's L2 errors %d, fills lost %d, breaker %s)", l, n, aLoads.Load(), sa.L2Errors, sa.FillsLost, sa.Breaker)
 	}
 }
 
