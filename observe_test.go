@@ -104,12 +104,18 @@ func TestStatsHandCount(t *testing.T) {
 	for i := range 5 {
 		get(a, strconv.Itoa(i)) // 5 L1 hits
 	}
+	if err := tiercache.WaitIdle(t.Context(), a); err != nil { // a's fills follow its answers
+		t.Fatal(err)
+	}
 	for i := range 5 {
 		get(b, strconv.Itoa(i)) // 5 L2 hits on b
 		get(b, strconv.Itoa(i)) // 5 L1 hits on b
 	}
 	get(a, "missing") // 1 miss, 1 load
 	get(a, "missing") // 1 negative hit
+	if err := tiercache.WaitIdle(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
 	get(b, "missing") // 1 negative hit, from L2
 
 	// 10 concurrent callers of one cold id on a: 1 load, 10 misses, 9 shared.

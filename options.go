@@ -100,9 +100,9 @@ type L1[V any] struct {
 
 // L2 tunes the use of the shared tier.
 type L2[V any] struct {
-	// Codec encodes values for the shared tier. Default JSON
-	// (encoding/json), so that entries stay readable with redis-cli and from
-	// other languages.
+	// Codec encodes values for the shared tier. Default codec.JSON
+	// (encoding/json's bytes and semantics), so that entries stay readable
+	// with redis-cli and from other languages.
 	Codec codec.Codec[V]
 	// MaxValueSize bounds the encoded size of a value in the shared tier, in
 	// bytes: a bigger loaded value is served but cached in neither tier

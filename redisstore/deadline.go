@@ -21,7 +21,7 @@ import (
 // Options.MinTimeout and no more than Options.Timeout. On a healthy loopback
 // Redis the p99 is well under a millisecond, so a Redis that stops answering
 // (SIGSTOP, a hung host, a full network buffer) costs a caller the floor, a
-// few milliseconds, where a fixed 200 ms deadline cost each of them 200 ms.
+// tens of milliseconds, where a fixed 200 ms deadline cost each of them 200 ms.
 // A call that times out is counted at its deadline, so when more than 1% of
 // the calls of a window time out the next window's deadline is
 // latencyMultiple times longer: a Redis that is only slower than it was

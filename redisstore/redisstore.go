@@ -13,9 +13,9 @@
 // call: pool wait, dial, handshake, command and go-redis's retries. Reads on
 // the request path (GET/MGET, the lock script, unlock, the generation) get
 // a tighter deadline that follows the latency Redis shows: 4 times the p99
-// of the last second's calls of their kind (a batch: plus its size times
-// the p99 per key of batches), no less than Options.MinTimeout (5 ms), so
-// that a Redis that stops answering costs a request milliseconds. Writes
+// of the last second's single-key calls of their kind (a batch keeps
+// Timeout), no less than Options.MinTimeout (25 ms), so that a Redis that
+// stops answering costs a request milliseconds. Writes
 // (Set, Delete, Publish, Bump) and fills keep Timeout: a failed read is a
 // miss, a failed write an error and a repair.
 //
@@ -77,7 +77,7 @@ type Options struct {
 	// deadline follows the latency Redis shows: 4 times the p99 of the calls
 	// of the last second, within [MinTimeout, Timeout], so that a Redis that
 	// stops answering costs a call milliseconds rather than Timeout (see
-	// "Deadlines" in the package documentation). Default 5 ms; MinTimeout
+	// "Deadlines" in the package documentation). Default 25 ms; MinTimeout
 	// equal to Timeout (or above it) makes every deadline Timeout.
 	MinTimeout time.Duration
 	// HealthInterval is how often an idle invalidation subscription pings
@@ -98,7 +98,7 @@ type Options struct {
 // Defaults.
 const (
 	DefaultTimeout        = 200 * time.Millisecond
-	DefaultMinTimeout     = 5 * time.Millisecond
+	DefaultMinTimeout     = 25 * time.Millisecond
 	DefaultHealthInterval = time.Second
 )
 
