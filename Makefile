@@ -5,11 +5,11 @@
 
 GO ?= go
 
-.PHONY: test check redis chromium python-redis vet lint bench fuzz demo
+.PHONY: test check redis chromium python-redis vet lint bench fuzz demo outage
 
 test: redis chromium python-redis vet
 	$(GO) test -race -timeout 20m ./...
-	$(GO) test -count=1 -run 'TestL1HitRatioMatchesOtter|TestInProcessMissAllocations|TestOutageCostsMilliseconds' .
+	$(GO) test -count=1 -run 'TestL1HitRatioMatchesOtter|TestInProcessMissAllocations' .
 	cd bench && $(GO) vet ./... && $(GO) test -timeout 10m ./...
 
 # check is the quick loop: no race detector.
@@ -67,6 +67,14 @@ python-redis:
 		fi; \
 	fi
 	@/usr/bin/python3 -c 'import redis; print("redis-py", redis.__version__)'
+
+# outage asserts the outage bounds of issue 13 (at most 8 of 64 goroutines'
+# requests over 100 ms in the 2 s after a SIGKILL or SIGSTOP of Redis; the
+# first Get after it within 250 ms). A timing bound: it holds on a machine
+# that is not saturated by other work, so it is not part of make test (whose
+# race pass runs the same test for correctness, without its bounds).
+outage:
+	TIERCACHE_OUTAGE_BOUNDS=1 $(GO) test -count=1 -run TestOutageCostsMilliseconds -v .
 
 # lint runs staticcheck at a pinned version, on both modules.
 lint:
