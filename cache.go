@@ -169,7 +169,7 @@ func New[V any](o *Options[V]) (*Cache[V], error) {
 		c.coarse = otter.NewCoarseClock(clockResolution)
 	}
 	c.trust(true)
-	c.refreshSem = make(chan struct{}, cfg.MaxRefreshes)
+	c.refreshSem = make(chan struct{}, maxRefreshes)
 	c.loading = make(chan struct{}, cfg.MaxLoads)
 	if cfg.Store != nil {
 		c.tier = fleet.New(fleet.Config{

@@ -455,26 +455,24 @@ func (r *resolution[V]) loadRound(ctx context.Context) {
 		f.entries[i] = c.newEntry(vals[i], !found[i], now, took)
 	}
 	r.prepare(ctx, f)
-	if len(ps) > 1 {
-		// A batch is filled before its callers are answered and its values
-		// kept in L1: keeping thousands of entries first (and evicting as
-		// many) delayed the fill past the locks' expiry on a loaded machine,
-		// and every fill of a 50,000-id GetMany was refused. A GetMany's
-		// caller waits for its rounds anyway.
-		refused := r.fill(ctx, f)
-		for i, p := range ps {
-			if !f.tooLarge[i] && !refused[i] {
-				c.putIf(p.id, f.entries[i], &p.ep)
-			}
-			r.finish(p, fetched[V]{e: f.entries[i], r: result{stats.Miss, stats.Origin}}, nil)
-		}
-		return
+	// A batch is filled before its callers are answered and its values
+	// kept in L1: keeping thousands of entries first (and evicting as many)
+	// delayed the fill past the locks' expiry on a loaded machine, and every
+	// fill of a 50,000-id GetMany was refused. A GetMany's caller waits for
+	// its rounds anyway. A single id is answered first and filled after.
+	batch := len(ps) > 1
+	var refused []bool
+	if batch {
+		refused = r.fill(ctx, f)
 	}
 	for i, p := range ps {
-		if !f.tooLarge[i] {
+		if !f.tooLarge[i] && (!batch || !refused[i]) {
 			c.putIf(p.id, f.entries[i], &p.ep)
 		}
 		r.finish(p, fetched[V]{e: f.entries[i], r: result{stats.Miss, stats.Origin}}, nil)
+	}
+	if batch {
+		return
 	}
 	if r.inline && c.loads.Go(ctx, func(ctx context.Context) {
 		flight.Protect(func() { _ = r.fill(ctx, f) }, func(err error) {

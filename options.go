@@ -217,7 +217,7 @@ const (
 	defaultL1Size       = 10_000
 	defaultL1TTL        = time.Minute
 	defaultLockTTL      = 5 * time.Second
-	defaultMaxRefreshes = 64
+	maxRefreshes        = 64 // background refreshes at once (with a store MaxLoads bounds them too)
 	defaultMaxValueSize = 1 << 20
 	defaultVersion      = "v1"
 	defaultAttempts     = 3
@@ -248,7 +248,6 @@ type config[V any] struct {
 	LockTTL, LockWait, LoadTimeout time.Duration
 	FailOnLockWait                 bool
 	earlyBeta                      float64 // 0: no early refresh
-	MaxRefreshes                   int     // background refreshes at once, without a store
 	MaxLoads                       int
 	Retry                          Retry
 	MaxStale                       time.Duration
@@ -268,7 +267,7 @@ func (o *Options[V]) resolve() (*config[V], error) {
 		L1Size: o.L1.Size, L1Weigher: o.L1.Weigher, L1TTL: o.L1.TTL,
 		Codec: o.L2.Codec, MaxValueSize: o.L2.MaxValueSize, Breaker: o.L2.Breaker, Tracking: o.L2.Tracking,
 		LockTTL: o.Rebuild.LockTTL, LockWait: o.Rebuild.LockWait, LoadTimeout: o.Rebuild.LoadTimeout,
-		FailOnLockWait: o.Rebuild.FailOnLockWait, MaxLoads: o.Rebuild.MaxLoads, MaxRefreshes: defaultMaxRefreshes,
+		FailOnLockWait: o.Rebuild.FailOnLockWait, MaxLoads: o.Rebuild.MaxLoads,
 		Retry: o.Retry, MaxStale: o.Degrade.MaxStale, Fallback: o.Degrade.Fallback,
 		Recorder: o.Observe.Recorder, Hooks: o.Observe.Hooks, now: o.now,
 	}
