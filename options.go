@@ -195,7 +195,8 @@ type Retry struct {
 
 // Breaker governs the circuit breaker in front of the shared tier. It opens
 // when half or more of the calls of the last second fail (with at least
-// Failures failures), when Failures calls fail and none works within 100 ms, or at once when a call finds the tier unreachable (connection
+// Failures failures), when Failures calls in a row fail and none has worked
+// for 100 ms, or at once when a call finds the tier unreachable (connection
 // refused, dial failed). While it is open, calls are skipped (as misses)
 // without waiting for the tier, and the cache probes the tier in the
 // background every Cooldown, never on a request; the first probe that

@@ -86,6 +86,7 @@ type Breaker struct {
 
 	state  atomic.Uint32
 	lastOK atomic.Int64 // when a call last worked, to within width/16
+	run    atomic.Int64 // calls failed since one last worked
 	slots  [slots]slot
 	// onChange, if set, is called after each state change.
 	onChange func(from, to State)
@@ -124,21 +125,25 @@ func (b *Breaker) Success(now int64) {
 	if now-b.lastOK.Load() > b.width/16 { // mostly a load: the line stays shared
 		b.lastOK.Store(now)
 	}
+	if b.run.Load() != 0 {
+		b.run.Store(0)
+	}
 }
 
 // Failure records a call that failed at time now (unix nanos), and opens
 // the breaker if the window's calls now fail at Rate or more, with at least
-// MinFailures failures, or if no call has worked for a tenth of the window
-// and at least MinFailures failed in its last tenth: a tier that stopped
-// answering would otherwise be called until the successes before it left
-// the window.
+// MinFailures failures, or if at least MinFailures calls failed since one
+// last worked and none has worked for a tenth of the window: a tier that
+// stopped answering would otherwise be called until the successes before it
+// left the window (and calls bounded by a deadline longer than a tenth of
+// the window each fall in a slot of their own).
 func (b *Breaker) Failure(now int64) {
-	s := b.slotAt(now)
-	fail := s.fail.Add(1)
+	b.slotAt(now).fail.Add(1)
+	run := b.run.Add(1)
 	if State(b.state.Load()) != Closed {
 		return
 	}
-	if fail >= b.minFailures && now-b.lastOK.Load() >= b.width {
+	if run >= b.minFailures && now-b.lastOK.Load() >= b.width {
 		b.transition(Closed, Open)
 		return
 	}
@@ -168,6 +173,7 @@ func (b *Breaker) Probed(ok bool) {
 		b.slots[i].ok.Store(0)
 		b.slots[i].fail.Store(0)
 	}
+	b.run.Store(0)
 	b.transition(HalfOpen, Closed)
 }
 

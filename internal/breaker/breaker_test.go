@@ -134,6 +134,46 @@ func TestStoppedAnswering(t *testing.T) {
 	}
 }
 
+// TestSlowFailuresInARow: calls that each wait for a deadline longer than a
+// slot (a paused Redis, one caller) fail one per slot, below the rate while
+// the successes before them are in the window: MinFailures of them in a row,
+// with no success for a tenth of the window, open it.
+func TestSlowFailuresInARow(t *testing.T) {
+	b := New(Config{MinFailures: 3}, nil)
+	now := t0
+	for range 20 {
+		now += ms
+		b.Success(now)
+	}
+	for i := range 3 {
+		now += 101 * ms
+		b.Failure(now)
+		if want := i == 2; (b.State() == Open) != want {
+			t.Fatalf("after %d failures of 101 ms each: state %v, want open only after 3", i+1, b.State())
+		}
+	}
+	// A success between them starts the count again.
+	b = New(Config{MinFailures: 3}, nil)
+	for range 20 {
+		now += ms
+		b.Success(now)
+	}
+	for i := range 6 {
+		now += 101 * ms
+		if i == 2 {
+			b.Success(now)
+			continue
+		}
+		b.Failure(now)
+		if b.State() == Open && i < 5 {
+			t.Fatalf("opened at call %d, with a success at call 2", i)
+		}
+	}
+	if b.State() != Open {
+		t.Fatalf("state %v after 3 failures in a row after the success, want open", b.State())
+	}
+}
+
 // TestOldFailuresLeaveTheWindow: failures more than a Window ago do not count.
 func TestOldFailuresLeaveTheWindow(t *testing.T) {
 	b := New(Config{MinFailures: 5}, nil)
