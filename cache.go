@@ -83,10 +83,6 @@ type Cache[V any] struct {
 	oversizeLogged atomic.Bool
 	closeOnce      sync.Once
 
-	// putMu serializes insertions into L1 and invalidations, so that L1
-	// exceeds its bound by at most the one entry being inserted and a value
-	// read before a write never enters L1 after it (see putIf).
-	putMu sync.Mutex
 	// evicted counts evictions not yet passed to the Recorder.
 	evicted atomic.Int64
 }
@@ -269,9 +265,7 @@ func (c *Cache[V]) Ready(ctx context.Context) error {
 // Stats returns the cache's counters.
 func (c *Cache[V]) Stats() stats.Snapshot {
 	s := c.counter.Snapshot()
-	c.putMu.Lock() // otter sums its size's stripes: read it between insertions
 	s.L1Size = c.l1.EstimatedSize()
-	c.putMu.Unlock()
 	if c.tier != nil {
 		s.Breaker = c.tier.Breaker()
 	}
@@ -340,33 +334,45 @@ func (ep epoch) changed(gen *atomic.Uint64) bool {
 
 // unkeep drops id from L1 if it still holds e.
 func (c *Cache[V]) unkeep(id string, e *entry[V]) {
-	c.putMu.Lock()
-	if cur, ok := c.l1.GetIfPresent(id); ok && cur == e {
-		c.l1.Invalidate(id)
-	}
-	c.putMu.Unlock()
+	c.l1.Compute(id, func(cur *entry[V], found bool) (*entry[V], otter.ComputeOp) {
+		if found && cur == e {
+			return nil, otter.InvalidateOp
+		}
+		return cur, otter.CancelOp
+	})
 }
 
-// put inserts e in L1 under id. otter evicts on the goroutine that inserts
-// unless another holds its maintenance lock, in which case the insertion
-// waits for the next one: insertions are serialized, and one that leaves L1
-// over its bound runs the maintenance itself, so that L1 is never more than
-// one entry over its bound for anyone who looks.
+// put inserts e in L1 under id.
 func (c *Cache[V]) put(id string, e *entry[V]) { c.putIf(id, e, nil) }
 
 // putIf is put, unless ep is given and id was invalidated since it was
-// noted. The check and the insertion are one step under putMu, as are an
-// invalidation's epoch bump and L1 delete: a value read before a write can
-// never enter L1 after the write has dropped id.
+// noted.
+//
+// The check and the insertion are one step under the lock of id's bucket
+// in otter's table (Compute), and an invalidation bumps id's epoch before
+// it deletes id under the same lock: an insertion that checked before the
+// bump is deleted after it, one that checks after sees the bump. So a value
+// read before a write never enters L1 after the write has dropped id.
+//
+// otter runs its maintenance (eviction) on the goroutine that inserts
+// unless another holds its maintenance lock; an insertion that finds L1
+// over its bound by more than a 1024th then runs the maintenance itself
+// (CleanUp), so L1 is over its bound by at most that and the insertions in
+// progress at that moment, for anyone who looks.
 func (c *Cache[V]) putIf(id string, e *entry[V], ep *epoch) {
-	c.putMu.Lock()
-	if ep == nil || !ep.changed(&c.gen) {
+	if ep == nil {
 		c.l1.Set(id, e)
-		if c.overBound() {
-			c.l1.CleanUp()
-		}
+	} else {
+		c.l1.Compute(id, func(cur *entry[V], found bool) (*entry[V], otter.ComputeOp) {
+			if ep.changed(&c.gen) {
+				return cur, otter.CancelOp
+			}
+			return e, otter.WriteOp
+		})
 	}
-	c.putMu.Unlock()
+	if c.overBound() {
+		c.l1.CleanUp()
+	}
 	c.forwardEvictions()
 }
 
@@ -381,31 +387,32 @@ func (c *Cache[V]) forwardEvictions() {
 	}
 }
 
+// overBound reports whether L1 is over its bound by more than a
+// 1024th: otter leaves the writes made while another goroutine runs its
+// maintenance for the next read or write to apply, and running it at once
+// on every such insertion (CleanUp waits for that goroutine) made
+// insertions queue behind each other.
 func (c *Cache[V]) overBound() bool {
 	if c.cfg.L1MaxWeight > 0 {
-		return c.l1.WeightedSize() > c.cfg.L1MaxWeight
+		return c.l1.WeightedSize() > c.cfg.L1MaxWeight+c.cfg.L1MaxWeight/1024
 	}
-	return c.l1.EstimatedSize() > c.cfg.L1Size
+	return c.l1.EstimatedSize() > c.cfg.L1Size+c.cfg.L1Size/1024
 }
 
 // invalidate drops id from L1, makes loads in flight for it leave L1 alone,
 // and makes later callers start a new load rather than share one that may
 // have read an older value.
 func (c *Cache[V]) invalidate(id string) {
-	c.putMu.Lock()
-	c.epochs[maphash.String(c.seed, id)%epochStripes].Add(1)
+	c.epochs[maphash.String(c.seed, id)%epochStripes].Add(1) // before the delete: see putIf
 	c.loads.Forget(id)
 	c.l1.Invalidate(id)
-	c.putMu.Unlock()
 }
 
 // flushL1 is invalidate for every id.
 func (c *Cache[V]) flushL1() {
-	c.putMu.Lock()
-	c.gen.Add(1)
+	c.gen.Add(1) // before the deletes: see putIf
 	c.loads.ForgetAll()
 	c.l1.InvalidateAll()
-	c.putMu.Unlock()
 }
 
 func (c *Cache[V]) record(e stats.Event) {

@@ -54,6 +54,7 @@ func Impls() []Impl {
 		{"tiercache-nostore", newTiercache},
 		{"memo", newMemo},
 		{"otter/v2", newOtter},
+		{"otter/v2-sync", newOtterSync},
 		{"golang-lru/v2", newLRU},
 		{"ristretto/v2", newRistretto},
 		{"sturdyc", newSturdyc},
@@ -127,6 +128,16 @@ type otterMap struct{ c *otter.Cache[string, uint64] }
 
 func newOtter(capacity int) (Map, error) {
 	c, err := otter.New(&otter.Options[string, uint64]{MaximumSize: capacity})
+	if err != nil {
+		return nil, err
+	}
+	return otterMap{c}, nil
+}
+
+// newOtterSync is otter as tiercache configures its L1 (and as otter's own
+// simulator runs it): maintenance on the goroutine that triggers it.
+func newOtterSync(capacity int) (Map, error) {
+	c, err := otter.New(&otter.Options[string, uint64]{MaximumSize: capacity, InitialCapacity: capacity, Executor: func(f func()) { f() }})
 	if err != nil {
 		return nil, err
 	}
