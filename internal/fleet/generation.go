@@ -96,21 +96,35 @@ func (t *Tier) endRound() {
 	t.roundMu.Unlock()
 }
 
+// readyRounds is how many sync rounds Ready waits for: the round in
+// progress when it is called may have started its read before the store
+// could answer (a process just started, a connection being made), so one
+// more that starts after the call; a write must not fail for that alone.
+const readyRounds = 2
+
 // Ready returns the keyspace in effect once its generation is known, after
-// a sync if it is not (waiting at most until ctx ends); ok is false if it
-// could not be read: the caller must not use the shared tier.
+// up to readyRounds syncs if it is not (waiting at most until ctx ends, and
+// no longer once the breaker opens); ok is false if it could not be read:
+// the caller must not use the shared tier.
 func (t *Tier) Ready(ctx context.Context) (space *keys.Space, ok bool) {
-	if t.known.Load() {
-		return t.space.Load(), true
-	}
-	t.roundMu.Lock()
-	round := t.round
-	t.roundMu.Unlock()
-	t.syncSoon()
-	select {
-	case <-round:
-	case <-ctx.Done():
-		return nil, false
+	for range readyRounds {
+		if t.known.Load() {
+			return t.space.Load(), true
+		}
+		if t.brk != nil && !t.brk.Allow() {
+			return nil, false
+		}
+		t.roundMu.Lock()
+		round := t.round
+		t.roundMu.Unlock()
+		t.syncSoon()
+		select {
+		case <-round:
+		case <-ctx.Done():
+			return nil, false
+		case <-t.ctx.Done():
+			return nil, false
+		}
 	}
 	if t.known.Load() {
 		return t.space.Load(), true
