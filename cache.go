@@ -42,6 +42,9 @@ type Cache[V any] struct {
 	tier  *fleet.Tier // nil: in-process only
 	base  *keys.Space // the keyspace without a store
 	locks bool        // the store takes rebuild locks
+	// absent scores the recent reads of the shared tier: up by one for a
+	// key found absent, down by two for one found (see lockFirst).
+	absent atomic.Int32
 
 	loads   flight.Group[fetched[V]] // one miss per id at a time; owns the cache's goroutines
 	loaders flight.Runner            // the loader calls

@@ -81,6 +81,16 @@ func clusterCache(t *testing.T, cl *cachetest.Cluster, o tiercache.Options[user]
 	return c
 }
 
+func countOf(trip []string, name string) int {
+	n := 0
+	for _, c := range trip {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
 // TestCluster runs the acceptance behaviours on a local Redis Cluster of 3
 // masters and 3 replicas, then a failover and a resharding of a hot key's
 // slot under load.
@@ -159,9 +169,12 @@ func TestCluster(t *testing.T) {
 		for node, ts := range trips.take() {
 			reads := 0
 			for _, trip := range ts {
-				if trip[0] == "GET" {
+				// A read pipeline, or, the warm-up having found only
+				// absent keys (see Cache.lockFirst), locks and reads in
+				// one pipeline.
+				if n := countOf(trip, "GET"); n > 0 {
 					reads++
-					gets += len(trip)
+					gets += n
 				}
 			}
 			if reads != 1 {
@@ -172,7 +185,7 @@ func TestCluster(t *testing.T) {
 		if nodes != 3 || gets != 100 {
 			t.Fatalf("reads went to %d nodes with %d GETs, want the 3 masters and 100", nodes, gets)
 		}
-		t.Logf("GetMany of 100 ids on 3 masters: one pipelined round trip of GETs per master")
+		t.Logf("GetMany of 100 ids on 3 masters: one pipelined round trip of GETs (with the locks) per master")
 	})
 
 	for _, change := range []string{"Failover", "Reshard"} {

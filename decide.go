@@ -50,6 +50,7 @@ type seen struct {
 	refresh  bool      // a background refresh: never waits
 	timedOut bool      // the wait for another process's rebuild is over
 	failWait bool      // Options.Rebuild.FailOnLockWait
+	probed   bool      // the call was a lock attempt with no read before it
 }
 
 // decide returns what to do with an id after a call showed s.
@@ -60,6 +61,9 @@ type seen struct {
 //     conditional fill, which stores and releases a lock we hold and does
 //     nothing otherwise, so the others do not wait for its expiry.
 //   - A fresh entry: serve it (a lock taken meanwhile is released).
+//   - A stale entry found by a lock attempt made without a read (see
+//     Cache.lockFirst): serve it, as a read would have (the lock is
+//     released for its refresh).
 //   - The lock taken: load and fill.
 //   - A stale entry: another process is refreshing it; serve it meanwhile.
 //   - Nothing after a read: take the lock (or, without locks, load and fill).
@@ -76,6 +80,8 @@ func decide(s seen) action {
 		}
 		return loadLocal
 	case s.cur == fresh:
+		return serveCur
+	case s.cur == stale && s.probed:
 		return serveCur
 	case s.acquired:
 		return loadFill

@@ -29,6 +29,11 @@ func TestDecide(t *testing.T) {
 		{"lock: call failed (maybe taken)", seen{tier: tierFailed, locked: true, prev: true}, loadFill},
 		{"lock: breaker open, copy held", seen{tier: tierSkipped, locked: true, prev: true}, servePrev},
 		{"lock: breaker open, no copy", seen{tier: tierSkipped, locked: true}, loadLocal},
+		{"lock first: taken, nothing there", seen{tier: tierOK, locked: true, probed: true, acquired: true, canLock: true}, loadFill},
+		{"lock first: taken, fresh entry", seen{tier: tierOK, locked: true, probed: true, acquired: true, cur: fresh}, serveCur},
+		{"lock first: taken, stale entry (served as a read would)", seen{tier: tierOK, locked: true, probed: true, acquired: true, cur: stale}, serveCur},
+		{"lock first: held, nothing", seen{tier: tierOK, locked: true, probed: true}, wait},
+		{"lock first: call failed (maybe taken)", seen{tier: tierFailed, locked: true, probed: true}, loadFill},
 	}
 	for _, tt := range tests {
 		if got := decide(tt.s); got != tt.want {

@@ -52,6 +52,7 @@ type pend[V any] struct {
 	cur    *entry[V] // what the shared tier held at the last call
 	local  bool      // load for this process alone
 	waited bool      // it waited for another process's rebuild
+	probed bool      // its first call is a lock attempt, with no read before
 	done   bool
 }
 
@@ -208,6 +209,9 @@ func (r *resolution[V]) start(ctx context.Context) bool {
 		case r.refresh:
 			// The entry is stale or due: no need to read it again.
 			r.route(ctx, p, decide(seen{tier: tierOK, canLock: c.locks, refresh: true}))
+		case c.locks && c.lockFirst():
+			p.probed = true
+			r.lock = append(r.lock, p)
 		default:
 			r.read = append(r.read, p)
 		}
@@ -312,6 +316,7 @@ func (r *resolution[V]) readRound(ctx context.Context) {
 		if err == nil {
 			p.cur = c.decode(ctx, p.key, bs[i], now, true)
 			s.cur = freshnessOf(p.cur, now)
+			c.noteRead(p.cur != nil)
 		}
 		r.route(ctx, p, decide(s))
 	}
@@ -342,14 +347,22 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 	var release []driver.LockRequest
 	for i, p := range ps {
 		s := seen{tier: stateOf(err), locked: true, canLock: true, prev: c.usable(p.prev, now), refresh: r.refresh,
-			timedOut: r.final, failWait: c.cfg.FailOnLockWait}
+			timedOut: r.final, failWait: c.cfg.FailOnLockWait, probed: p.probed}
+		p.probed = false
 		if err == nil {
 			s.acquired = res[i].Acquired
 			p.cur = c.decode(ctx, p.key, res[i].Current, now, r.refresh)
 			s.cur = freshnessOf(p.cur, now)
+			if s.probed {
+				c.noteRead(p.cur != nil)
+			}
 		}
 		a := decide(s)
-		if a == serveCur && s.acquired {
+		if a == serveCur && s.acquired && s.cur == stale {
+			// Released before the answer: serving a stale entry starts
+			// its refresh, which takes the lock.
+			c.tier.Unlock(ctx, reqs[i:i+1])
+		} else if a == serveCur && s.acquired {
 			release = append(release, reqs[i])
 		}
 		if a == wait && r.deadline.IsZero() {
@@ -683,4 +696,29 @@ func freshnessOf[V any](e *entry[V], now int64) freshness {
 		return st
 	}
 	return 0
+}
+
+// Cache.absent's bounds: a score past absentMax says most of the recent
+// reads of the shared tier found nothing.
+const absentMax = 32
+
+// lockFirst reports whether a miss in L1 should try the key's lock at once
+// rather than read the key first: when most recent reads found nothing
+// (more than two absent keys for each one found: a cold shared tier, new
+// ids), the read would almost always be followed by the lock attempt,
+// which reads the key too, so one round trip does both. A key found then
+// costs a lock taken and released (after the answer).
+func (c *Cache[V]) lockFirst() bool { return c.absent.Load() > 0 }
+
+// noteRead scores a read of the shared tier that found a key (found) or
+// nothing. The bounds keep the score within a few dozen reads of the
+// present: a warm tier turns lockFirst off after about a dozen hits.
+func (c *Cache[V]) noteRead(found bool) {
+	v := c.absent.Load()
+	switch {
+	case found && v > -absentMax:
+		c.absent.Add(-2)
+	case !found && v < absentMax:
+		c.absent.Add(1)
+	}
 }
