@@ -36,9 +36,28 @@ var errOriginBusy = errors.New("tiercache: origin busy: MaxLoads loads already r
 // admit takes a place for the load of ps, and returns the ids still to load
 // (none if there is nothing to load or no place). When the bulkhead is
 // full it answers the ids it can from this process's copies, and waits in
-// line for the rest. The caller must call c.unadmit once the load returns if
-// admit returned ids.
+// line for the rest. The locks of the ids it does not return are released
+// (other processes must not wait for their expiry). The caller must call
+// c.unadmit once the load returns if admit returned ids.
 func (r *resolution[V]) admit(ctx context.Context, ps []*pend[V]) []*pend[V] {
+	kept := r.queue(ctx, ps)
+	if len(kept) < len(ps) {
+		dropped := make([]*pend[V], 0, len(ps)-len(kept))
+		j := 0 // kept is a subsequence of ps
+		for _, p := range ps {
+			if j < len(kept) && kept[j] == p {
+				j++
+				continue
+			}
+			dropped = append(dropped, p)
+		}
+		r.release(ctx, dropped)
+	}
+	return kept
+}
+
+// queue is admit without the releases.
+func (r *resolution[V]) queue(ctx context.Context, ps []*pend[V]) []*pend[V] {
 	c := r.c
 	select {
 	case c.loading <- struct{}{}:
@@ -52,6 +71,9 @@ func (r *resolution[V]) admit(ctx context.Context, ps []*pend[V]) []*pend[V] {
 	rest := ps[:0:0]
 	for _, p := range ps {
 		switch {
+		case p.done:
+			// Answered already (a stale entry refreshed under its lock):
+			// like a background refresh, it does not wait in line.
 		case p.prev == nil || p.prev.negative:
 			rest = append(rest, p)
 		case c.usable(p.prev, now):

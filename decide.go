@@ -18,10 +18,11 @@ const (
 	wait                        // another process is rebuilding: wait for its fill
 	giveUp                      // a refresh that another process is doing: nothing to do
 	failWait                    // the wait for another process's rebuild timed out: ErrLockWait
+	serveLoad                   // answer with the stale entry found, and refresh it under the lock taken
 )
 
 var actionNames = [...]string{serveCur: "serveCur", servePrev: "servePrev", tryLock: "tryLock", loadFill: "loadFill",
-	loadLocal: "loadLocal", wait: "wait", giveUp: "giveUp", failWait: "failWait"}
+	loadLocal: "loadLocal", wait: "wait", giveUp: "giveUp", failWait: "failWait", serveLoad: "serveLoad"}
 
 func (a action) String() string {
 	if int(a) < len(actionNames) && actionNames[a] != "" {
@@ -62,8 +63,11 @@ type seen struct {
 //     nothing otherwise, so the others do not wait for its expiry.
 //   - A fresh entry: serve it (a lock taken meanwhile is released).
 //   - A stale entry found by a lock attempt made without a read (see
-//     Cache.lockFirst): serve it, as a read would have (the lock is
-//     released for its refresh).
+//     Cache.lockFirst): serve it, as a read would have, and if that attempt
+//     took the lock, refresh it under that lock (load and fill).
+//   - The tier failed on such an attempt: this process's copy if it may
+//     serve one (as after a failed read; the lock, maybe taken, is released
+//     in the background), else a conditional fill as for any lock attempt.
 //   - The lock taken: load and fill.
 //   - A stale entry: another process is refreshing it; serve it meanwhile.
 //   - Nothing after a read: take the lock (or, without locks, load and fill).
@@ -73,6 +77,8 @@ func decide(s seen) action {
 	switch {
 	case s.tier != tierOK:
 		switch {
+		case s.probed && s.prev && !s.refresh:
+			return servePrev
 		case s.locked && s.tier == tierFailed:
 			return loadFill
 		case s.prev && !s.refresh:
@@ -81,8 +87,8 @@ func decide(s seen) action {
 		return loadLocal
 	case s.cur == fresh:
 		return serveCur
-	case s.cur == stale && s.probed:
-		return serveCur
+	case s.acquired && s.cur == stale && s.probed:
+		return serveLoad
 	case s.acquired:
 		return loadFill
 	case s.cur == stale:

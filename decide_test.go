@@ -31,7 +31,9 @@ func TestDecide(t *testing.T) {
 		{"lock: breaker open, no copy", seen{tier: tierSkipped, locked: true}, loadLocal},
 		{"lock first: taken, nothing there", seen{tier: tierOK, locked: true, probed: true, acquired: true, canLock: true}, loadFill},
 		{"lock first: taken, fresh entry", seen{tier: tierOK, locked: true, probed: true, acquired: true, cur: fresh}, serveCur},
-		{"lock first: taken, stale entry (served as a read would)", seen{tier: tierOK, locked: true, probed: true, acquired: true, cur: stale}, serveCur},
+		{"lock first: taken, stale entry (served, refreshed under the lock)", seen{tier: tierOK, locked: true, probed: true, acquired: true, cur: stale}, serveLoad},
+		{"lock first: held, stale entry", seen{tier: tierOK, locked: true, probed: true, cur: stale}, serveCur},
+		{"lock first: call failed, copy held", seen{tier: tierFailed, locked: true, probed: true, prev: true}, servePrev},
 		{"lock first: held, nothing", seen{tier: tierOK, locked: true, probed: true}, wait},
 		{"lock first: call failed (maybe taken)", seen{tier: tierFailed, locked: true, probed: true}, loadFill},
 	}

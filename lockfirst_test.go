@@ -1,11 +1,17 @@
 package tiercache_test
 
 import (
+	"context"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache"
+	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/redisstore"
 )
 
@@ -37,12 +43,12 @@ func TestLockFirstWhenTheTierIsCold(t *testing.T) {
 		}
 		return hook.take()
 	}
-	// The first miss reads first: nothing is known of the tier yet.
-	readFirst := [][]string{{"GET"}, {"SET", "GET"}, {"EVALSHA"}}
-	lockFirst := [][]string{{"SET", "GET"}, {"EVALSHA"}}
-	if got := get(ids[0]); !equalTrips(got, readFirst) {
-		t.Fatalf("first miss: %v, want %v", summarize(got), summarize(readFirst))
+	// The first miss reads first: nothing is known of the tier yet. (Its
+	// fill may also load the script: EVALSHA, NOSCRIPT, EVAL.)
+	if got := get(ids[0]); len(got) < 3 || !equalTrips(got[:3], [][]string{{"GET"}, {"SET", "GET"}, {"EVALSHA"}}) {
+		t.Fatalf("first miss: %v, want GET, SET GET, EVALSHA", summarize(got))
 	}
+	lockFirst := [][]string{{"SET", "GET"}, {"EVALSHA"}}
 	if got := get(ids[1]); !equalTrips(got, lockFirst) {
 		t.Fatalf("second miss of a cold tier: %v, want %v (lock first)", summarize(got), summarize(lockFirst))
 	}
@@ -90,4 +96,138 @@ func TestLockFirstWhenTheTierIsCold(t *testing.T) {
 
 func equalTrips(a, b [][]string) bool {
 	return slices.EqualFunc(a, b, func(x, y []string) bool { return slices.Equal(x, y) })
+}
+
+// unlockCounter counts the Unlock calls a store gets, and their sizes.
+type unlockCounter struct {
+	driver.Store
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (u *unlockCounter) Unlock(ctx context.Context, l []driver.LockRequest) error {
+	u.mu.Lock()
+	u.sizes = append(u.sizes, len(l))
+	u.mu.Unlock()
+	return u.Store.Unlock(ctx, l)
+}
+
+func (u *unlockCounter) take() []int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.sizes
+	u.sizes = nil
+	return s
+}
+
+// staleBatch fills n ids through one process (v0), then has a second one,
+// on an unlockCounter, GetMany them once stale with a 200 ms loader that
+// returns v1 and MaxLoads 16. lockFirst makes the second process's misses
+// start with the lock first. It returns the second process's store and the
+// ids' Redis keys.
+func staleBatch(t *testing.T, n int, lockFirst bool) (*unlockCounter, *redis.Client, *tiercache.Cache[user], []string) {
+	clk := newClock()
+	o := tiercache.Options[user]{Keyspace: tiercache.Keyspace{Name: keyspaceName(t)}, TTL: time.Minute, StaleTTL: time.Hour, Jitter: -1,
+		L1: tiercache.L1[user]{TTL: time.Hour}, Rebuild: tiercache.Rebuild{EarlyRefreshBeta: -1, MaxLoads: 16, LockTTL: 5 * time.Second}}
+	tiercache.SetClock(&o, clk.Now)
+	w := newCache(t, srv(t).Addr(), o)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "s" + strconv.Itoa(i)
+	}
+	version := func(name string) func(context.Context, []string) (map[string]user, error) {
+		return func(_ context.Context, ids []string) (map[string]user, error) {
+			if name == "v1" {
+				time.Sleep(200 * time.Millisecond)
+			}
+			m := map[string]user{}
+			for _, id := range ids {
+				m[id] = user{ID: id, Name: name}
+			}
+			return m, nil
+		}
+	}
+	if _, err := w.GetMany(t.Context(), ids, version("v0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tiercache.WaitIdle(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+	rdb := newRedis(t, srv(t).Addr())
+	st := &unlockCounter{Store: redisstore.New(rdb, nil)}
+	o.Store = st
+	c := newCache(t, "", o)
+	waitSettled(t, c)
+	if lockFirst {
+		for i := range 3 { // misses of ids nobody has
+			id := "absent" + strconv.Itoa(i)
+			if _, err := c.Get(t.Context(), id, func(context.Context, string) (user, error) { return user{ID: id}, nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tiercache.WaitIdle(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(2 * time.Minute) // past the soft expiry: stale
+	st.take()
+	got, err := c.GetMany(t.Context(), ids, version("v1"))
+	if err != nil || len(got) != n {
+		t.Fatalf("GetMany = %d values, %v", len(got), err)
+	}
+	for id, u := range got {
+		if u.Name != "v0" {
+			t.Fatalf("GetMany[%s] = %+v, want the stale v0 at once", id, u)
+		}
+	}
+	return st, rdb, c, ids
+}
+
+// locked counts the ids whose rebuild lock is still in Redis.
+func locked(t *testing.T, rdb *redis.Client, c *tiercache.Cache[user], ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if d := rdb.PTTL(t.Context(), redisstore.LockKey(c.Key(id))).Val(); d > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLockFirstRefreshesStaleUnderItsLock: a lock-first attempt that takes
+// the lock of a stale entry answers with it and refreshes it under that
+// lock: no lock released before the answer, one loader call for the batch,
+// every id refreshed and no lock left behind.
+func TestLockFirstRefreshesStaleUnderItsLock(t *testing.T) {
+	st, rdb, c, ids := staleBatch(t, 64, true)
+	if sizes := st.take(); len(sizes) != 0 {
+		t.Errorf("Unlock calls during the GetMany: %v, want none (the locks go to the refresh)", sizes)
+	}
+	if err := tiercache.WaitIdle(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if n := locked(t, rdb, c, ids); n != 0 {
+		t.Errorf("%d of %d locks left after the refresh", n, len(ids))
+	}
+	fresh := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: c.Keyspace()})
+	for _, id := range ids {
+		if u, err := fresh.Get(t.Context(), id, nil); err != nil || u.Name != "v1" {
+			t.Fatalf("a third process reads %s = %+v, %v; want the refreshed v1", id, u, err)
+		}
+	}
+}
+
+// TestBulkheadReleasesDroppedLocks: refreshes past the bulkhead (MaxLoads
+// 16 for 64 stale ids, each refreshed on its own) do nothing, but release
+// the locks they took: other processes do not wait LockTTL for them.
+func TestBulkheadReleasesDroppedLocks(t *testing.T) {
+	_, rdb, c, ids := staleBatch(t, 64, false)
+	if err := tiercache.WaitIdle(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if n := locked(t, rdb, c, ids); n != 0 {
+		t.Errorf("%d of %d locks left after the refreshes (LockTTL 5s): the bulkhead dropped them without releasing", n, len(ids))
+	}
+	s := c.Stats()
+	t.Logf("refreshes %d, dropped by the bulkhead: their locks released", s.Refreshes)
 }

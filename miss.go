@@ -264,6 +264,15 @@ func (r *resolution[V]) route(ctx context.Context, p *pend[V], a action) {
 		r.load = append(r.load, p)
 	case wait:
 		r.waiting = append(r.waiting, p)
+	case serveLoad:
+		// Served as a stale read would be, then refreshed here, under the
+		// lock this attempt took, rather than by a refresh of its own
+		// that would find the lock held.
+		p.cur.inherit(p.prev)
+		c.putIf(p.id, p.cur, &p.ep)
+		c.record(stats.Refresh)
+		r.finish(p, fetched[V]{e: p.cur, r: result{stats.Stale, stats.L2}}, nil)
+		r.load = append(r.load, p)
 	case giveUp:
 		r.finish(p, fetched[V]{}, nil)
 	case failWait:
@@ -351,19 +360,20 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 		p.probed = false
 		if err == nil {
 			s.acquired = res[i].Acquired
-			p.cur = c.decode(ctx, p.key, res[i].Current, now, r.refresh)
+			// Reported as a read's would be when no read came before.
+			p.cur = c.decode(ctx, p.key, res[i].Current, now, r.refresh || s.probed)
 			s.cur = freshnessOf(p.cur, now)
 			if s.probed {
 				c.noteRead(p.cur != nil)
 			}
 		}
 		a := decide(s)
-		if a == serveCur && s.acquired && s.cur == stale {
-			// Released before the answer: serving a stale entry starts
-			// its refresh, which takes the lock.
-			c.tier.Unlock(ctx, reqs[i:i+1])
-		} else if a == serveCur && s.acquired {
+		switch {
+		case a == serveCur && s.acquired:
 			release = append(release, reqs[i])
+		case a == servePrev && s.probed && s.tier == tierFailed:
+			// The lock may be ours (the reply was lost): let it go.
+			r.unlock(ctx, []*pend[V]{p}, true)
 		}
 		if a == wait && r.deadline.IsZero() {
 			r.deadline = time.Now().Add(c.cfg.LockWait)
