@@ -23,7 +23,7 @@ import (
 
 func newPlain(t *testing.T) *redisstore.Plain {
 	t.Helper()
-	p, err := redisstore.NewPlain(newClient(t, srv.Addr()), nil)
+	p, err := redisstore.NewPlain(newClient(t, srv(t).Addr()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,17 +60,17 @@ func decoded(t *testing.T, key string, b []byte) (wire.Header, string) {
 }
 
 func TestNewPlainRefusesClusterAndRing(t *testing.T) {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr()}})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv(t).Addr()}})
 	defer cc.Close()
 	if _, err := redisstore.NewPlain(cc, nil); !errors.Is(err, redisstore.ErrPlainCluster) {
 		t.Errorf("NewPlain(cluster client) = %v, want ErrPlainCluster", err)
 	}
-	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": srv.Addr()}})
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": srv(t).Addr()}})
 	defer ring.Close()
 	if _, err := redisstore.NewPlain(ring, nil); !errors.Is(err, redisstore.ErrPlainCluster) {
 		t.Errorf("NewPlain(ring) = %v, want ErrPlainCluster", err)
 	}
-	fo := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{srv.Addr()}})
+	fo := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{srv(t).Addr()}})
 	defer fo.Close()
 	if _, err := redisstore.NewPlain(fo, nil); err != nil {
 		t.Errorf("NewPlain(Sentinel failover client) = %v, want a store", err)
@@ -109,7 +109,7 @@ func TestPlainGetTranslates(t *testing.T) {
 		{"HSET", hash, "f", "v"},
 		{"SET", empty, ``, "EX", "60"},
 	} {
-		if _, err := srv.Do(c...); err != nil {
+		if _, err := srv(t).Do(c...); err != nil {
 			t.Fatal(c, err)
 		}
 	}
@@ -188,14 +188,14 @@ func TestPlainWritesPlainJSON(t *testing.T) {
 		key, want string
 		ttl       int64
 	}{{val, `{"id":"2"}`, 90_000}, {neg, `{"__nil":true}`, 30_000}, {filled, `[1,2]`, 45_000}} {
-		if got, _ := srv.Do("GET", c.key); got != c.want {
+		if got, _ := srv(t).Do("GET", c.key); got != c.want {
 			t.Errorf("GET %s = %q, want %q", c.key, got, c.want)
 		}
-		if ms, _ := srv.Do("PTTL", c.key); ms.(int64) <= c.ttl-1000 || ms.(int64) > c.ttl {
+		if ms, _ := srv(t).Do("PTTL", c.key); ms.(int64) <= c.ttl-1000 || ms.(int64) > c.ttl {
 			t.Errorf("PTTL %s = %v, want about %d", c.key, ms, c.ttl)
 		}
 	}
-	if ms, _ := srv.Do("EXISTS", redisstore.PlainLockKey(filled)); ms != int64(0) {
+	if ms, _ := srv(t).Do("EXISTS", redisstore.PlainLockKey(filled)); ms != int64(0) {
 		t.Errorf("the fill left its lock %s", redisstore.PlainLockKey(filled))
 	}
 
@@ -212,7 +212,7 @@ func TestPlainWritesPlainJSON(t *testing.T) {
 			t.Errorf("Fill(%s) = %v, want ErrNotPlain", name, err)
 		}
 	}
-	if got, _ := srv.Do("GET", val); got != `{"id":"2"}` {
+	if got, _ := srv(t).Do("GET", val); got != `{"id":"2"}` {
 		t.Errorf("after refused writes GET = %q, want the value before them", got)
 	}
 }
@@ -229,10 +229,10 @@ func TestPlainLockHonoursForeignLocks(t *testing.T) {
 	if lk != "lock:"+k {
 		t.Fatalf("PlainLockKey(%q) = %q", k, lk)
 	}
-	if _, err := srv.Do("SET", lk, "python-4711", "NX", "EX", "5"); err != nil {
+	if _, err := srv(t).Do("SET", lk, "python-4711", "NX", "EX", "5"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Do("SET", k, `{"id":"old"}`, "EX", "100"); err != nil {
+	if _, err := srv(t).Do("SET", k, `{"id":"old"}`, "EX", "100"); err != nil {
 		t.Fatal(err)
 	}
 	tok := driver.NewToken()
@@ -243,7 +243,7 @@ func TestPlainLockHonoursForeignLocks(t *testing.T) {
 	if _, payload := decoded(t, k, r[0].Current); payload != `{"id":"old"}` {
 		t.Errorf("Lock's Current = %q, want what the key holds", payload)
 	}
-	if got, _ := srv.Do("GET", lk); got != "python-4711" {
+	if got, _ := srv(t).Do("GET", lk); got != "python-4711" {
 		t.Errorf("the foreign lock holds %q, want it untouched", got)
 	}
 	if stored, err := p.Fill(ctx, []driver.FillOp{{Key: k, Token: tok, Value: envelope(k, time.Now(), `{"id":"mine"}`, false), TTL: time.Minute}}); err != nil || stored[0] {
@@ -252,17 +252,17 @@ func TestPlainLockHonoursForeignLocks(t *testing.T) {
 
 	// The holder releases; tiercache takes the lock, and other code's
 	// SET NX then fails.
-	if _, err := srv.Do("DEL", lk); err != nil {
+	if _, err := srv(t).Do("DEL", lk); err != nil {
 		t.Fatal(err)
 	}
 	r, err = p.Lock(ctx, []driver.LockRequest{{Key: k, Token: tok}}, 5*time.Second)
 	if err != nil || !r[0].Acquired {
 		t.Fatalf("Lock of a free lock = %+v, %v", r, err)
 	}
-	if got, _ := srv.Do("SET", lk, "python-4712", "NX", "EX", "5"); got != nil {
+	if got, _ := srv(t).Do("SET", lk, "python-4712", "NX", "EX", "5"); got != nil {
 		t.Errorf("other code's SET NX over tiercache's lock = %v, want nil (refused)", got)
 	}
-	if ms, _ := srv.Do("PTTL", lk); ms.(int64) <= 0 || ms.(int64) > 5000 {
+	if ms, _ := srv(t).Do("PTTL", lk); ms.(int64) <= 0 || ms.(int64) > 5000 {
 		t.Errorf("PTTL of tiercache's lock = %v, want within 5 s", ms)
 	}
 	// Retried after a lost reply: the same token takes it again.
@@ -276,7 +276,7 @@ func TestPlainLockHonoursForeignLocks(t *testing.T) {
 	if stored, err := p.Fill(ctx, []driver.FillOp{{Key: k, Token: tok, Value: envelope(k, time.Now(), `{"id":"late"}`, false), TTL: time.Minute}}); err != nil || stored[0] {
 		t.Errorf("Fill after Set = %v, %v; want not stored", stored, err)
 	}
-	if got, _ := srv.Do("GET", k); got != `{"id":"set"}` {
+	if got, _ := srv(t).Do("GET", k); got != `{"id":"set"}` {
 		t.Errorf("GET = %q, want Set's value", got)
 	}
 	// Delete removes the value and the lock.
@@ -286,7 +286,7 @@ func TestPlainLockHonoursForeignLocks(t *testing.T) {
 	if err := p.Delete(ctx, []string{k}, driver.Note{}); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := srv.Do("EXISTS", k, lk); n != int64(0) {
+	if n, _ := srv(t).Do("EXISTS", k, lk); n != int64(0) {
 		t.Errorf("after Delete %d of the key and its lock exist, want none", n)
 	}
 	if err := p.Unlock(ctx, []driver.LockRequest{{Key: k, Token: tok}}); err != nil {
@@ -299,10 +299,10 @@ func TestPlainLockHonoursForeignLocks(t *testing.T) {
 func TestPlainLockRepairsLocksThatCannotExpire(t *testing.T) {
 	p := newPlain(t)
 	a, b := plainKey(t, "a"), plainKey(t, "b")
-	if _, err := srv.Do("SET", redisstore.PlainLockKey(a), "stuck"); err != nil {
+	if _, err := srv(t).Do("SET", redisstore.PlainLockKey(a), "stuck"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Do("HSET", redisstore.PlainLockKey(b), "f", "v"); err != nil {
+	if _, err := srv(t).Do("HSET", redisstore.PlainLockKey(b), "f", "v"); err != nil {
 		t.Fatal(err)
 	}
 	tokA, tokB := driver.NewToken(), driver.NewToken()
@@ -315,7 +315,7 @@ func TestPlainLockRepairsLocksThatCannotExpire(t *testing.T) {
 			t.Errorf("lock %d: %+v, want acquired and repaired", i, r[i])
 		}
 		k := []string{a, b}[i]
-		if got, _ := srv.Do("GET", redisstore.PlainLockKey(k)); got != tok {
+		if got, _ := srv(t).Do("GET", redisstore.PlainLockKey(k)); got != tok {
 			t.Errorf("lock of %s holds %q, want the token", k, got)
 		}
 	}
@@ -332,7 +332,7 @@ func (gobCodec) Decode(data []byte, v *user) error         { v.ID = string(data)
 // window are refused by tiercache.New with a Plain store, and accepted with
 // the envelope store.
 func TestNewRefusesWhatPlainCannotHold(t *testing.T) {
-	rdb := newClient(t, srv.Addr())
+	rdb := newClient(t, srv(t).Addr())
 	p, err := redisstore.NewPlain(rdb, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +375,7 @@ func TestNewRefusesWhatPlainCannotHold(t *testing.T) {
 // panic, and the fill overwrites it with plain JSON (SET replaces a key of
 // any type).
 func TestPlainForeignBytesAreAMiss(t *testing.T) {
-	rdb := newClient(t, srv.Addr())
+	rdb := newClient(t, srv(t).Addr())
 	p, err := redisstore.NewPlain(rdb, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +399,7 @@ func TestPlainForeignBytesAreAMiss(t *testing.T) {
 	for id, cmd := range cases {
 		key := c.Key(id)
 		cmd[1] = key
-		if _, err := srv.Do(cmd...); err != nil {
+		if _, err := srv(t).Do(cmd...); err != nil {
 			t.Fatal(err)
 		}
 		loaded := false
@@ -415,7 +415,7 @@ func TestPlainForeignBytesAreAMiss(t *testing.T) {
 		want := `{"id":"` + id + `","name":"loaded"}`
 		var got any
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if got, _ = srv.Do("GET", key); got == want || time.Now().After(deadline) {
+			if got, _ = srv(t).Do("GET", key); got == want || time.Now().After(deadline) {
 				break
 			}
 		}
@@ -495,7 +495,7 @@ func TestPlainConformance(t *testing.T) {
 // by the plain store (a script reading the value and its PTTL), and of 100
 // keys (MGET against one script).
 func BenchmarkGet(b *testing.B) {
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: srv(b).Addr()})
 	defer rdb.Close()
 	plain, err := redisstore.NewPlain(rdb, nil)
 	if err != nil {

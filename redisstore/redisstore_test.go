@@ -17,18 +17,21 @@ import (
 	"github.com/tiercache/tiercache/redisstore"
 )
 
-// srv is this package's private redis-server.
-var srv *cachetest.Server
+// shared is the package's redis-server, started by the first test that
+// needs it; without redis-server installed those tests skip, with the
+// reason, and the others run.
+var shared cachetest.Shared
+
+func srv(tb testing.TB) *cachetest.Server {
+	tb.Helper()
+	return shared.Server(tb)
+}
 
 func TestMain(m *testing.M) {
-	var err error
-	srv, err = cachetest.RunRedis(cachetest.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	srv.Close()
+	if err := shared.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	os.Exit(code)
 }
 
@@ -47,13 +50,13 @@ var conformanceOpts = &redisstore.Options{Timeout: 2 * time.Second}
 
 func TestConformance(t *testing.T) {
 	cachetest.TestStore(t, func(t *testing.T) driver.Store {
-		return redisstore.New(newClient(t, srv.Addr()), conformanceOpts)
+		return redisstore.New(newClient(t, srv(t).Addr()), conformanceOpts)
 	})
 }
 
 func TestConformanceContextTimeoutClient(t *testing.T) {
 	cachetest.TestStore(t, func(t *testing.T) driver.Store {
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+		rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true})
 		t.Cleanup(func() { rdb.Close() })
 		return redisstore.New(rdb, conformanceOpts)
 	})
@@ -73,12 +76,12 @@ func TestLockKeySharesSlot(t *testing.T) {
 }
 
 func TestSetWritesTTLAndCancelsLock(t *testing.T) {
-	s := redisstore.New(newClient(t, srv.Addr()), nil)
+	s := redisstore.New(newClient(t, srv(t).Addr()), nil)
 	ctx := t.Context()
 	if err := s.Set(ctx, "t:ttl", []byte("v"), 90*time.Second, driver.Note{}); err != nil {
 		t.Fatal(err)
 	}
-	pttl, err := srv.Do("PTTL", "t:ttl")
+	pttl, err := srv(t).Do("PTTL", "t:ttl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +175,7 @@ func TestSubscribeNoticesAPausedServer(t *testing.T) {
 // holding something that is not a token, or of another type is taken over
 // (and reported repaired), not waited for; a lock of tiercache's is not.
 func TestLockRepairsWhatCannotBeALock(t *testing.T) {
-	s := redisstore.New(newClient(t, srv.Addr()), nil)
+	s := redisstore.New(newClient(t, srv(t).Addr()), nil)
 	ctx := t.Context()
 	lockOf := func(k string) driver.LockResult {
 		t.Helper()
@@ -190,13 +193,13 @@ func TestLockRepairsWhatCannotBeALock(t *testing.T) {
 	} {
 		k := "t:repair:" + name
 		setup[1] = redisstore.LockKey(k)
-		if _, err := srv.Do(setup...); err != nil {
+		if _, err := srv(t).Do(setup...); err != nil {
 			t.Fatal(err)
 		}
 		if r := lockOf(k); !r.Acquired || !r.Repaired {
 			t.Errorf("%s: Lock = %+v, want acquired and repaired", name, r)
 		}
-		if ms, _ := srv.Do("PTTL", redisstore.LockKey(k)); ms.(int64) <= 0 {
+		if ms, _ := srv(t).Do("PTTL", redisstore.LockKey(k)); ms.(int64) <= 0 {
 			t.Errorf("%s: the repaired lock has PTTL %v, want an expiry", name, ms)
 		}
 	}
@@ -214,9 +217,9 @@ func TestLockRepairsWhatCannotBeALock(t *testing.T) {
 // neither an error (which would count against the circuit breaker) nor
 // nothing: it reads as an empty entry, in Get, in a batch and in Lock.
 func TestAnotherTypeReadsAsForeign(t *testing.T) {
-	s := redisstore.New(newClient(t, srv.Addr()), nil)
+	s := redisstore.New(newClient(t, srv(t).Addr()), nil)
 	ctx := t.Context()
-	if _, err := srv.Do("RPUSH", "t:list", "a"); err != nil {
+	if _, err := srv(t).Do("RPUSH", "t:list", "a"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, []string{"t:list"})

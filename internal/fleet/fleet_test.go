@@ -18,17 +18,21 @@ import (
 	"github.com/tiercache/tiercache/stats"
 )
 
-var srv *cachetest.Server
+// shared is the package's redis-server, started by the first test that
+// needs it; without redis-server installed those tests skip, with the
+// reason, and the others run.
+var shared cachetest.Shared
+
+func srv(tb testing.TB) *cachetest.Server {
+	tb.Helper()
+	return shared.Server(tb)
+}
 
 func TestMain(m *testing.M) {
-	var err error
-	srv, err = cachetest.RunRedis(cachetest.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	srv.Close()
+	if err := shared.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
 	os.Exit(code)
 }
 
@@ -69,7 +73,7 @@ func (r *recorder) ids() []string {
 // test, and its recorder.
 func newTier(t *testing.T, name string) (*Tier, *recorder) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	rec := &recorder{}
 	tier := New(Config{
@@ -198,15 +202,15 @@ func TestLostVersionKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Do("DEL", keys.Version("", "lost")); err != nil {
+	if _, err := srv(t).Do("DEL", keys.Version("", "lost")); err != nil {
 		t.Fatal(err)
 	}
 	tier.syncSoon()
 	waitFor(t, func() bool {
-		v, err := srv.Do("GET", keys.Version("", "lost"))
+		v, err := srv(t).Do("GET", keys.Version("", "lost"))
 		return err == nil && v == fmt.Sprint(first.Generation)
 	}, "the generation to be restored")
-	if _, err := srv.Do("DEL", keys.Version("", "lost")); err != nil {
+	if _, err := srv(t).Do("DEL", keys.Version("", "lost")); err != nil {
 		t.Fatal(err)
 	}
 	second, err := tier.Bump(ctx)

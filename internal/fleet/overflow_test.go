@@ -25,7 +25,7 @@ import (
 // keyspace is empty), which overflows it again, and the maintenance loop
 // moves the keyspace a second time.
 func TestOverflowBumpsOnce(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	var switches atomic.Int64
 	name := "adv2-overflow"

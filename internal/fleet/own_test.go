@@ -50,7 +50,7 @@ func TestOwnWriteKeepsCopy(t *testing.T) {
 	// As if this process had just written "mine" and another client's
 	// write of the same key came in the same event loop turn: one
 	// invalidation for both.
-	outside := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	outside := redis.NewClient(&redis.Options{Addr: srv(t).Addr()})
 	t.Cleanup(func() { outside.Close() })
 	tier.wrote(key, []byte("mine"))
 	if err := outside.Set(context.Background(), key, "theirs", time.Hour).Err(); err != nil {
