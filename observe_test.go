@@ -86,7 +86,6 @@ func TestDebugLogPerRequest(t *testing.T) {
 // counted by hand, including loads shared by concurrent callers.
 func TestStatsHandCount(t *testing.T) {
 	a := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
-	b := newCache(t, srv(t).Addr(), tiercache.Options[user]{})
 	db := newOrigin()
 	for i := range 5 {
 		db.rows[strconv.Itoa(i)] = user{ID: strconv.Itoa(i)}
@@ -107,6 +106,9 @@ func TestStatsHandCount(t *testing.T) {
 	if err := tiercache.WaitIdle(t.Context(), a); err != nil { // a's fills follow its answers
 		t.Fatal(err)
 	}
+	// b starts after a's fills: their messages, still on their way to
+	// subscribers, would drop from b's L1 the copies it is about to take.
+	b := newCache(t, srv(t).Addr(), tiercache.Options[user]{Keyspace: a.Keyspace()})
 	for i := range 5 {
 		get(b, strconv.Itoa(i)) // 5 L2 hits on b
 		get(b, strconv.Itoa(i)) // 5 L1 hits on b
