@@ -101,6 +101,7 @@ type Tier struct {
 
 	waiters Waiters
 	pending pending
+	stuck   stuckLocks // releases that failed, retried (see stuck.go)
 	// recent are the writes of this process since its generation was last
 	// confirmed after they were done: if it turns out to have moved, they
 	// may have gone to the old keys, and are carried over to the new.
@@ -404,10 +405,16 @@ func (t *Tier) Fill(ctx context.Context, ops []driver.FillOp) ([]bool, error) {
 	return stored, err
 }
 
-// Unlock releases locks; a failure is left to the locks' expiry.
+// Unlock releases locks; the ones it could not release are retried by
+// the maintenance loop (see stuck.go).
 func (t *Tier) Unlock(ctx context.Context, reqs []driver.LockRequest) {
 	_ = chunks(len(reqs), func(lo, hi int) error {
-		return t.call(ctx, func(ctx context.Context) error { return t.store.Unlock(ctx, reqs[lo:hi]) })
+		err := t.call(ctx, func(ctx context.Context) error { return t.store.Unlock(ctx, reqs[lo:hi]) })
+		if err != nil && t.ctx.Err() == nil {
+			t.stuck.add(reqs[lo:hi], t.cfg.Now())
+			t.repairSoon()
+		}
+		return nil // the other chunks are released all the same
 	})
 }
 
@@ -539,11 +546,16 @@ func (t *Tier) Waiters() *Waiters { return &t.waiters }
 // breakerChanged logs an outage once: when the breaker opens from closed
 // (Warn) and when it closes again (Info); the probes in between are Debug.
 func (t *Tier) breakerChanged(from, to breaker.State) {
-	if to == breaker.Open {
+	switch to {
+	case breaker.Open:
 		select {
 		case t.opened <- struct{}{}:
 		default:
 		}
+	case breaker.Closed:
+		// Writes and releases that failed while it was open are retried
+		// now rather than after the repair loop's backoff.
+		t.repairSoon()
 	}
 	if t.cfg.Logger == nil {
 		return

@@ -166,6 +166,11 @@ func (t *Tier) repairSoon() {
 // repair deletes (and announces) the keys of a batch of pending ids in the
 // keyspace in effect, and reports whether more are pending.
 func (t *Tier) repair(ctx context.Context) (more bool, err error) {
+	if more, err := t.releaseStuck(ctx); err != nil {
+		return true, err
+	} else if more {
+		return true, nil
+	}
 	if all, k := t.pending.overflowed(); all {
 		return true, t.repairAll(ctx, k)
 	}
