@@ -37,7 +37,7 @@ import (
 
 const (
 	latencyWindow   = time.Second
-	latencyMultiple = 4
+	latencyMultiple = 3
 	latencyBuckets  = 96
 	// maxLate bounds the calls of a client without ContextTimeoutEnabled
 	// still running after the store stopped waiting for them; past it calls

@@ -12,7 +12,7 @@
 // Every call is bounded by Options.Timeout (default 200 ms), for the whole
 // call: pool wait, dial, handshake, command and go-redis's retries. Reads on
 // the request path (GET/MGET, the lock script, unlock, the generation) get
-// a tighter deadline that follows the latency Redis shows: 4 times the p99
+// a tighter deadline that follows the latency Redis shows: 3 times the p99
 // of the last second's single-key calls of their kind (a batch keeps
 // Timeout), no less than Options.MinTimeout (25 ms), so that a Redis that
 // stops answering costs a request milliseconds. Writes
@@ -74,7 +74,7 @@ type Options struct {
 	// Redis's latency.
 	Timeout time.Duration
 	// MinTimeout is the floor of a call's deadline. Below Timeout, the
-	// deadline follows the latency Redis shows: 4 times the p99 of the calls
+	// deadline follows the latency Redis shows: 3 times the p99 of the calls
 	// of the last second, within [MinTimeout, Timeout], so that a Redis that
 	// stops answering costs a call milliseconds rather than Timeout (see
 	// "Deadlines" in the package documentation). Default 25 ms; MinTimeout
