@@ -73,13 +73,28 @@ func (r *recorder) ids() []string {
 // test, and its recorder.
 func newTier(t *testing.T, name string) (*Tier, *recorder) {
 	t.Helper()
+	rec := &recorder{}
+	tier := startTier(t, Config{Name: name, Local: rec, Tracking: true}, nil)
+	return tier, rec
+}
+
+// startTier starts a tier of keyspace v1:<cfg.Name> on the package's Redis
+// (a client of its own, with messages; cfg's other zero fields filled in),
+// calls before, if set, before it starts, and waits until it is settled.
+func startTier(t *testing.T, cfg Config, before func(*Tier)) *Tier {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
-	rec := &recorder{}
-	tier := New(Config{
-		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: rec, Messages: true, Tracking: true,
-		ForwardWindow: time.Minute, Now: func() int64 { return time.Now().UnixNano() }, Record: func(stats.Event) {},
-	})
+	cfg.Store, cfg.Version, cfg.Messages = redisstore.New(rdb, nil), "v1", true
+	cfg.ForwardWindow = time.Minute
+	cfg.Now = func() int64 { return time.Now().UnixNano() }
+	if cfg.Record == nil {
+		cfg.Record = func(stats.Event) {}
+	}
+	tier := New(cfg)
+	if before != nil {
+		before(tier)
+	}
 	tier.Start()
 	t.Cleanup(tier.Close)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -87,7 +102,7 @@ func newTier(t *testing.T, name string) (*Tier, *recorder) {
 	if err := tier.WaitSettled(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return tier, rec
+	return tier
 }
 
 func TestPendingMarks(t *testing.T) {

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/tiercache/tiercache/redisstore"
 	"github.com/tiercache/tiercache/stats"
 )
 
@@ -25,29 +22,16 @@ import (
 // keyspace is empty), which overflows it again, and the maintenance loop
 // moves the keyspace a second time.
 func TestOverflowBumpsOnce(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { rdb.Close() })
 	var switches atomic.Int64
-	name := "adv2-overflow"
-	tier := New(Config{
-		Store: redisstore.New(rdb, nil), Version: "v1", Name: name, Local: &recorder{}, Messages: true,
-		ForwardWindow: time.Minute, Now: func() int64 { return time.Now().UnixNano() },
-		Record: func(e stats.Event) {
-			if e == stats.VersionSwitch {
-				switches.Add(1)
-			}
-		},
+	tier := startTier(t, Config{Name: "adv2-overflow", Local: &recorder{}, Record: func(e stats.Event) {
+		if e == stats.VersionSwitch {
+			switches.Add(1)
+		}
+	}}, func(tier *Tier) {
+		tier.pending.mu.Lock()
+		tier.pending.limit = 100 // maxPending, scaled down
+		tier.pending.mu.Unlock()
 	})
-	tier.pending.mu.Lock()
-	tier.pending.limit = 100 // maxPending, scaled down
-	tier.pending.mu.Unlock()
-	tier.Start()
-	t.Cleanup(tier.Close)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := tier.WaitSettled(ctx); err != nil {
-		t.Fatal(err)
-	}
 	before := tier.Space().Gen
 	base := switches.Load()
 

@@ -4,12 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tiercache/tiercache/driver"
 	"github.com/tiercache/tiercache/internal/keys"
-	"github.com/tiercache/tiercache/redisstore"
-	"github.com/tiercache/tiercache/stats"
 )
 
 // TestStuckLockReleasedAfterRecovery: a release that fails (here the breaker
@@ -19,19 +15,9 @@ import (
 // and a request that missed the key waited for it (4.6 s in the serve
 // outage test).
 func TestStuckLockReleasedAfterRecovery(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: srv(t).Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { rdb.Close() })
-	tier := New(Config{
-		Store: redisstore.New(rdb, nil), Version: "v1", Name: "stuck", Local: &recorder{}, Messages: true,
-		Cooldown: 300 * time.Millisecond, // the breaker stays open that long after Trip
-		Now:      func() int64 { return time.Now().UnixNano() }, Record: func(stats.Event) {},
-	})
-	tier.Start()
-	t.Cleanup(tier.Close)
+	// The breaker stays open a Cooldown after Trip.
+	tier := startTier(t, Config{Name: "stuck", Local: &recorder{}, Cooldown: 300 * time.Millisecond}, nil)
 	ctx := t.Context()
-	if err := tier.WaitSettled(ctx); err != nil {
-		t.Fatal(err)
-	}
 	key := tier.space.Load().Key("42")
 	req := driver.LockRequest{Key: key, Token: driver.NewToken()}
 	res, err := tier.Lock(ctx, []driver.LockRequest{req}, time.Minute)
