@@ -320,15 +320,17 @@ func (r *resolution[V]) readRound(ctx context.Context) {
 	}
 	r.failed = r.failed || stateOf(err) == tierFailed
 	now := c.now()
+	var reads readScore
 	for i, p := range ps {
 		s := seen{tier: stateOf(err), canLock: c.locks, prev: c.usable(p.prev, now)}
 		if err == nil {
 			p.cur = c.decode(ctx, p.key, bs[i], now, true)
 			s.cur = freshnessOf(p.cur, now)
-			c.noteRead(p.cur != nil)
+			reads.note(p.cur != nil)
 		}
 		r.route(ctx, p, decide(s))
 	}
+	c.noteReads(reads)
 }
 
 // lockRound tries to take the locks of r.lock.
@@ -354,6 +356,7 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 	r.failed = r.failed || stateOf(err) == tierFailed
 	now := c.now()
 	var release []driver.LockRequest
+	var reads readScore
 	for i, p := range ps {
 		s := seen{tier: stateOf(err), locked: true, canLock: true, prev: c.usable(p.prev, now), refresh: r.refresh,
 			timedOut: r.final, failWait: c.cfg.FailOnLockWait, probed: p.probed}
@@ -364,7 +367,7 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 			p.cur = c.decode(ctx, p.key, res[i].Current, now, r.refresh || s.probed)
 			s.cur = freshnessOf(p.cur, now)
 			if s.probed {
-				c.noteRead(p.cur != nil)
+				reads.note(p.cur != nil)
 			}
 		}
 		a := decide(s)
@@ -388,6 +391,7 @@ func (r *resolution[V]) lockRound(ctx context.Context) {
 		}
 		r.route(ctx, p, a)
 	}
+	c.noteReads(reads)
 	if len(release) > 0 {
 		c.tier.Unlock(ctx, release)
 	}
@@ -720,15 +724,31 @@ const absentMax = 32
 // costs a lock taken and released (after the answer).
 func (c *Cache[V]) lockFirst() bool { return c.absent.Load() > 0 }
 
-// noteRead scores a read of the shared tier that found a key (found) or
-// nothing. The bounds keep the score within a few dozen reads of the
-// present: a warm tier turns lockFirst off after about a dozen hits.
-func (c *Cache[V]) noteRead(found bool) {
-	v := c.absent.Load()
-	switch {
-	case found && v > -absentMax:
-		c.absent.Add(-2)
-	case !found && v < absentMax:
-		c.absent.Add(1)
+// readScore is what one call's reads add to Cache.absent: +1 for each key
+// found absent, -2 for each found.
+type readScore int32
+
+func (s *readScore) note(found bool) {
+	if found {
+		*s -= 2
+	} else {
+		*s++
+	}
+}
+
+// noteReads adds a call's score to Cache.absent (one atomic update per
+// call, not per key), kept within ±absentMax: the score then says what the
+// last few dozen reads found, and a warm tier turns lockFirst off after
+// about a dozen hits.
+func (c *Cache[V]) noteReads(s readScore) {
+	if s == 0 {
+		return
+	}
+	for {
+		v := c.absent.Load()
+		n := min(max(v+int32(s), -absentMax), absentMax)
+		if n == v || c.absent.CompareAndSwap(v, n) {
+			return
+		}
 	}
 }

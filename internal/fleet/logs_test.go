@@ -1,12 +1,9 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,30 +16,11 @@ import (
 	"github.com/tiercache/tiercache/stats"
 )
 
-// logBuffer collects a JSON slog handler's records; safe for concurrent
-// use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// records returns the records whose message contains msg.
-func (l *logBuffer) records(t *testing.T, msg string) []map[string]any {
+// recordsWith returns the records logs holds whose message contains msg.
+func recordsWith(t *testing.T, logs *cachetest.Buffer, msg string) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(l.b.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
+	for _, rec := range logs.Records(t) {
 		if m, _ := rec["msg"].(string); strings.Contains(m, msg) {
 			out = append(out, rec)
 		}
@@ -58,7 +36,7 @@ func TestRecoveryLogged(t *testing.T) {
 	s := cachetest.StartRedis(t)
 	var clock atomic.Int64
 	clock.Store(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixNano())
-	logs := &logBuffer{}
+	logs := &cachetest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
@@ -84,11 +62,11 @@ func TestRecoveryLogged(t *testing.T) {
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(logs.records(t, "subscription back")) > 0 }, "the return to be logged")
+	waitFor(t, func() bool { return len(recordsWith(t, logs, "subscription back")) > 0 }, "the return to be logged")
 	if err := tier.WaitSettled(ctx); err != nil {
 		t.Fatal(err)
 	}
-	lost, back := logs.records(t, "subscription lost"), logs.records(t, "subscription back")
+	lost, back := recordsWith(t, logs, "subscription lost"), recordsWith(t, logs, "subscription back")
 	if len(lost) != 1 || lost[0]["level"] != "WARN" {
 		t.Errorf("loss records %v, want one Warn", lost)
 	}
@@ -103,13 +81,13 @@ func TestRecoveryLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return tier.Space().Gen == b.Generation }, "the tier to switch")
-	switches := logs.records(t, "switched to a new runtime version")
+	switches := recordsWith(t, logs, "switched to a new runtime version")
 	if len(switches) != 1 || switches[0]["level"] != "INFO" || switches[0]["from"] != before || switches[0]["to"] != b.Version || switches[0]["keyspace"] != "recovery" {
 		t.Errorf("switch records %v, want one Info from %s to %s", switches, before, b.Version)
 	}
 	// Nothing else about the subscription (other degradations of the
 	// outage, a message not sent say, are their own events).
-	if subs := logs.records(t, "subscription"); len(subs) != 2 {
+	if subs := recordsWith(t, logs, "subscription"); len(subs) != 2 {
 		t.Errorf("records about the subscription %v, want the loss and the return", subs)
 	}
 }
