@@ -52,6 +52,13 @@ func TestDebugLogPerRequest(t *testing.T) {
 		{"stale hit", a, "1", func() { clk.Advance(2 * time.Minute) }, "stale", "l1", false},
 	}
 	for _, st := range steps {
+		// A fill follows its answer: the other process's step must find it
+		// done, not the lock it holds (a wait, logged as a miss).
+		for _, c := range []*tiercache.Cache[user]{a, b} {
+			if err := tiercache.WaitIdle(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if st.before != nil {
 			st.before()
 		}
