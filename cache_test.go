@@ -86,6 +86,9 @@ func TestNegativeCachingOnBothTiers(t *testing.T) {
 	if got := db.calls.Load(); got != 1 {
 		t.Fatalf("origin called %d times for a missing id, want 1", got)
 	}
+	if err := tiercache.WaitIdle(ctx, a); err != nil { // the fill follows the answer
+		t.Fatal(err)
+	}
 	key := a.Key("404")
 	if ttl := pttl(t, srv(t), key); !within(ttl, 30*time.Second, 2*time.Second) {
 		t.Fatalf("negative entry PTTL = %v, want about NegativeTTL = 30s", ttl)
@@ -126,6 +129,11 @@ func TestVersionIsolatesKeys(t *testing.T) {
 	u, err := v2.Get(ctx, "42", func(context.Context, string) (user, error) { return user{Name: "new format"}, nil })
 	if err != nil || u.Name != "new format" {
 		t.Fatalf("v2 Get = %+v, %v; want its own load, not the v1 entry", u, err)
+	}
+	for _, c := range []*tiercache.Cache[user]{v1, v2} {
+		if err := tiercache.WaitIdle(ctx, c); err != nil { // the fills follow the answers
+			t.Fatal(err)
+		}
 	}
 	for key, want := range map[string]string{"v1:" + name + ":42": "old format", "v2:" + name + ":42": "new format"} {
 		raw, err := srv(t).Do("GET", key)

@@ -84,6 +84,9 @@ func TestTLSAndACL(t *testing.T) {
 	if u, err := a.Get(ctx, "1", db.origin.load); err != nil || u.ID != "1" { // miss: lock, fill, publish
 		t.Fatalf("Get = %+v, %v", u, err)
 	}
+	if err := tiercache.WaitIdle(ctx, a); err != nil { // the fill follows the answer
+		t.Fatal(err)
+	}
 	if u, err := b.Get(ctx, "1", db.origin.load); err != nil || u.ID != "1" || b.Stats().L2Hits != 1 {
 		t.Fatalf("second process Get = %+v, %v, L2 hits %d", u, err, b.Stats().L2Hits)
 	}
